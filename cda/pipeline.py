@@ -1,0 +1,250 @@
+"""The Stage shape and the runner: validate, run Explain → Edit → Generate → Filter, export.
+
+Every stage has the same small shape (``load``, ``process(records) -> records``,
+``unload``); the runner times each one and collects a :class:`Summary` that accounts
+for every input row and every candidate.
+
+Examples:
+    >>> from cda import augment, load_config
+    >>> cfg = load_config("configs/imdb.yaml", ["data.path=demo/imdb_sample.tsv", "data.limit=4"])
+    >>> augmented = augment(load_table(cfg.data), cfg)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import datasets
+
+from cda.cache import Cache
+from cda.config import Config
+from cda.data import load_table, to_records
+from cda.protocols import Classifier, Generator, LanguageModel
+from cda.records import Record
+
+log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    """One pipeline step. ``process`` fills in its part of each record and returns them."""
+
+    name: str
+
+    def load(self) -> None: ...
+
+    def process(self, records: list[Record]) -> list[Record]: ...
+
+    def unload(self) -> None: ...
+
+
+@dataclass
+class Summary:
+    """What happened to every row and every candidate."""
+
+    rows: int = 0
+    skipped_rows: int = 0
+    truncated: int = 0
+    originals: int = 0
+    plans: int = 0
+    plans_without_spans: int = 0
+    candidates: int = 0
+    accepted_candidates: int = 0
+    counterfactuals: int = 0
+    originals_with_counterfactual: int = 0
+    drops: Counter = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+    generator: str = ""
+    classifier: str = ""
+
+    def update_from(self, records: Sequence[Record]) -> None:
+        """Recount everything derived from the records (idempotent)."""
+        self.originals = len(records)
+        self.truncated = sum(any(n < len(r.segments[s]) for s, n in r.seen_chars.items()) for r in records)
+        plans = [p for r in records for p in r.plans]
+        self.plans = len(plans)
+        self.plans_without_spans = sum(not p.spans for p in plans)
+        cands = [c for p in plans for c in p.candidates]
+        self.candidates = len(cands)
+        self.accepted_candidates = sum(c.accepted for c in cands)
+        self.counterfactuals = sum(p.selected is not None for p in plans)
+        self.originals_with_counterfactual = sum(any(p.selected is not None for p in r.plans) for r in records)
+        self.drops = Counter(c.drop_reason for c in cands if not c.accepted)
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "drops"}
+        out["drops"] = dict(self.drops.most_common())
+        return out
+
+
+def run_stages(records: list[Record], stages: Sequence[Stage], summary: Summary) -> list[Record]:
+    """Run stages in order, timing each (load + process + unload)."""
+    for stage in stages:
+        start = time.perf_counter()
+        stage.load()
+        try:
+            records = stage.process(records)
+        finally:
+            stage.unload()
+        summary.seconds[stage.name] = summary.seconds.get(stage.name, 0.0) + time.perf_counter() - start
+        log.info("%s done in %.1fs", stage.name, summary.seconds[stage.name])
+    summary.update_from(records)
+    return records
+
+
+@dataclass
+class Components:
+    """The models a run uses; any left ``None`` is built from the config when needed."""
+
+    classifier: Classifier | None = None
+    generator: Generator | None = None
+    language_model: LanguageModel | None = None
+
+
+class Runner:
+    """Builds the stages from a config and runs them.
+
+    Args:
+        config: the run config.
+        use_cache: reuse (and store) trained classifiers, attributions and generations.
+        components: models to use instead of building them from the config (tests pass fakes).
+    """
+
+    def __init__(self, config: Config, use_cache: bool = True, components: Components | None = None) -> None:
+        from cda.models import set_threads
+
+        set_threads(config.threads)
+        self.config = config
+        self.cache = Cache(config.resolved_cache_dir(), enabled=use_cache)
+        self.components = components or Components()
+        self.summary = Summary()
+
+    # Models are built lazily and once: the classifier serves Explain and Filter,
+    # the generator's LM serves Generate and the fluency check.
+    def classifier(self, train_records: list[Record] | None = None) -> Classifier:
+        if self.components.classifier is None:
+            from cda.explain.classifier import load_or_train_classifier
+
+            start = time.perf_counter()
+            self.components.classifier = load_or_train_classifier(self.config, self.cache, train_records)
+            self.summary.seconds["train"] = time.perf_counter() - start
+        self.summary.classifier = self.components.classifier.name
+        return self.components.classifier
+
+    def generator(self) -> Generator:
+        if self.components.generator is None:
+            from cda.generate.backends import make_generator
+
+            self.components.generator = make_generator(self.config)
+        self.summary.generator = self.components.generator.name
+        return self.components.generator
+
+    def language_model(self) -> LanguageModel | None:
+        if self.config.filter.fluency_factor is None or "fluency" not in self.config.filter.checks:
+            return None
+        if self.components.language_model is None:
+            generator = self.generator()
+            if isinstance(generator, LanguageModel):
+                self.components.language_model = generator
+            else:
+                from cda.generate.backends import make_language_model
+
+                self.components.language_model = make_language_model(self.config)
+        return self.components.language_model
+
+    def records(self, table: datasets.Dataset) -> list[Record]:
+        records = to_records(table, self.config.task, on_invalid="error")
+        self.summary.rows = len(table)
+        self.summary.skipped_rows = len(table) - len(records)
+        return records
+
+    def stages(self, names: Sequence[str], train_records: list[Record] | None = None) -> list[Stage]:
+        """Stage objects for ``names`` (a subset of explain, edit, generate, filter), in order."""
+        from cda.edit.stage import EditStage
+        from cda.explain.stage import ExplainStage
+        from cda.filter.stage import FilterStage
+        from cda.generate.stage import GenerateStage
+
+        allowed = ["explain", "edit", "generate", "filter"]
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise ValueError(f"Unknown stage(s) {unknown}; allowed: {allowed}")
+        built: list[Stage] = []
+        for name in allowed:
+            if name not in names:
+                continue
+            if name == "explain":
+                built.append(ExplainStage(self.config, self.cache, self.classifier(train_records)))
+            elif name == "edit":
+                built.append(EditStage(self.config))
+            elif name == "generate":
+                built.append(GenerateStage(self.config, self.cache, self.generator()))
+            else:
+                built.append(FilterStage(self.config, self.classifier(train_records), self.language_model()))
+        return built
+
+    def validate(self, records: list[Record]) -> None:
+        """Cheap checks before any model is trained or loaded: the prompt renders."""
+        from cda.generate.prompts import check_template
+
+        check_template(self.config, records[:1])
+
+    def run(self, table: datasets.Dataset, stages: Sequence[str] = ("explain", "edit", "generate", "filter")) -> list[Record]:
+        records = self.records(table)
+        if not records:
+            raise ValueError("No usable rows in the input: nothing to augment")
+        self.validate(records)
+        return run_stages(records, self.stages(stages, records), self.summary)
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build` returns: the augmented dataset, the audit split, records and summary."""
+
+    dataset: datasets.Dataset
+    audit: datasets.Dataset
+    records: list[Record]
+    summary: Summary
+
+
+def build(
+    config: Config,
+    table: datasets.Dataset | None = None,
+    use_cache: bool = True,
+    components: Components | None = None,
+) -> BuildResult:
+    """Run the whole pipeline and return the datasets (nothing is written to disk).
+
+    Examples:
+        >>> from cda import load_config
+        >>> result = build(load_config("configs/imdb.yaml", ["data.limit=8"]))  # doctest: +SKIP
+        >>> result.summary.counterfactuals  # doctest: +SKIP
+        3
+    """
+    from cda.export.dataset import to_audit_dataset, to_dataset
+
+    table = load_table(config.data) if table is None else table
+    runner = Runner(config, use_cache=use_cache, components=components)
+    records = runner.run(table)
+    start = time.perf_counter()
+    dataset = to_dataset(table, records, config)
+    audit = to_audit_dataset(records, config)
+    runner.summary.seconds["export"] = time.perf_counter() - start
+    return BuildResult(dataset=dataset, audit=audit, records=records, summary=runner.summary)
+
+
+def augment(
+    dataset: datasets.Dataset, config: Config, use_cache: bool = True, components: Components | None = None
+) -> datasets.Dataset:
+    """Original rows plus accepted counterfactuals (with ``cda_`` provenance columns).
+
+    Examples:
+        >>> from cda import augment, load_config
+        >>> cfg = load_config("configs/imdb.yaml")
+        >>> augmented = augment(my_dataset, cfg)  # doctest: +SKIP
+        >>> augmented.filter(lambda r: r["cda_is_counterfactual"])  # doctest: +SKIP
+    """
+    return build(config, dataset, use_cache=use_cache, components=components).dataset

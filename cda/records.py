@@ -1,0 +1,138 @@
+"""The record that flows through every stage.
+
+One :class:`Record` per input row. Stages fill it in place, in order:
+
+* data     -> ``segments``, ``label``, ``index``
+* explain  -> ``predicted_label``, ``probs``, ``spans``, ``seen_chars``
+* edit     -> ``plans`` (one :class:`EditPlan` per target label)
+* generate -> ``plan.candidates`` (each with its raw LLM output)
+* filter   -> ``candidate.checks``, ``candidate.accepted``, ``plan.selected``
+
+Everything is plain data (pydantic), so a record round-trips through JSON for the
+cache and for the intermediate files of the stage subcommands. Text positions are
+character offsets into a named segment: they survive any re-tokenisation.
+
+Examples:
+    >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative")
+    >>> r.spans.append(Span(segment="text", start=2, end=6, score=1.0))
+    >>> r.span_text(r.spans[0])
+    'dull'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from pydantic import BaseModel, Field
+
+
+class Span(BaseModel):
+    """A rationale span: characters ``[start, end)`` of one segment, with its saliency."""
+
+    segment: str
+    start: int
+    end: int
+    score: float = 0.0
+    text: str = ""
+
+
+class Check(BaseModel):
+    """The result of one filter check on one candidate."""
+
+    name: str
+    passed: bool
+    reason: str = ""
+    value: float | None = None
+
+
+class Candidate(BaseModel):
+    """One generated counterfactual for an edit plan.
+
+    ``segments`` holds *all* segments after the edit (unedited ones copied), or
+    ``None`` when the LLM output could not be parsed; ``raw`` always keeps the output.
+    """
+
+    segments: dict[str, str] | None = None
+    raw: str = ""
+    prompt: str = ""
+    generator: str = ""
+    prompt_template: str = ""
+    sample_index: int = 0
+    error: str | None = None
+    checks: list[Check] = Field(default_factory=list)
+    label_prob: float | None = None
+    edit_distance: float | None = None
+    perplexity: float | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when the candidate parsed and every check passed."""
+        return self.error is None and bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def drop_reason(self) -> str | None:
+        """The first failed check's name (or ``parse`` / ``generation``), ``None`` if accepted."""
+        if self.error is not None:
+            return "parse" if self.segments is None and self.raw else "generation"
+        for check in self.checks:
+            if not check.passed:
+                return check.name
+        return None if self.checks else "unchecked"
+
+
+class EditPlan(BaseModel):
+    """Which spans of which segment to change, toward which label.
+
+    ``masked`` is the edited segment with each span replaced by a numbered blank
+    (``[BLANK1]``, ``[BLANK2]`` ...); ``spans`` are in text order.
+    """
+
+    target_label: str
+    segment: str
+    spans: list[Span] = Field(default_factory=list)
+    masked: str = ""
+    candidates: list[Candidate] = Field(default_factory=list)
+    selected: int | None = None
+
+    @property
+    def best(self) -> Candidate | None:
+        """The selected candidate, if any was accepted."""
+        return None if self.selected is None else self.candidates[self.selected]
+
+
+class Record(BaseModel):
+    """One input example and everything the pipeline learned about it."""
+
+    index: int
+    segments: dict[str, str]
+    label: str
+    predicted_label: str | None = None
+    probs: dict[str, float] = Field(default_factory=dict)
+    spans: list[Span] = Field(default_factory=list)
+    seen_chars: dict[str, int] = Field(default_factory=dict)
+    plans: list[EditPlan] = Field(default_factory=list)
+
+    def span_text(self, span: Span) -> str:
+        """The characters a span covers."""
+        return self.segments[span.segment][span.start : span.end]
+
+
+def save_records(records: Iterable[Record], path: str | Path) -> Path:
+    """Write records as JSON lines (one record per line) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.model_dump_json() + "\n")
+    return path
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """Read records written by :func:`save_records`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No records file at {path}: expected a records.jsonl written by a cda stage command.")
+    with path.open(encoding="utf-8") as f:
+        return [Record.model_validate(json.loads(line)) for line in f if line.strip()]
