@@ -22,7 +22,7 @@ import datasets
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.data import load_table, to_records
+from cda.data import DataError, load_table, to_records
 from cda.protocols import Classifier, Generator, LanguageModel
 from cda.records import Record
 
@@ -192,12 +192,26 @@ class Runner:
 
         check_template(self.config, records[:1])
 
-    def run(self, table: datasets.Dataset, stages: Sequence[str] = ("explain", "edit", "generate", "filter")) -> list[Record]:
+    def training_records(self, records: list[Record], from_config: bool) -> list[Record]:
+        """The classifier's default training data: all input rows, even when ``data.limit`` cuts the
+        rows to augment (a limited run still gets a classifier trained on the whole file)."""
+        if not from_config or self.config.data.limit is None:
+            return records
+        full = load_table(self.config.data.model_copy(update={"limit": None}))
+        return to_records(full, self.config.task, on_invalid="error")
+
+    def run(
+        self,
+        table: datasets.Dataset,
+        stages: Sequence[str] = ("explain", "edit", "generate", "filter"),
+        table_from_config: bool = False,
+    ) -> list[Record]:
         records = self.records(table)
         if not records:
-            raise ValueError("No usable rows in the input: nothing to augment")
+            raise DataError("No usable rows in the input: nothing to augment")
         self.validate(records)
-        return run_stages(records, self.stages(stages, records), self.summary)
+        train = self.training_records(records, table_from_config)
+        return run_stages(records, self.stages(stages, train), self.summary)
 
 
 @dataclass
@@ -226,9 +240,10 @@ def build(
     """
     from cda.export.dataset import to_audit_dataset, to_dataset
 
+    from_config = table is None
     table = load_table(config.data) if table is None else table
     runner = Runner(config, use_cache=use_cache, components=components)
-    records = runner.run(table)
+    records = runner.run(table, table_from_config=from_config)
     start = time.perf_counter()
     dataset = to_dataset(table, records, config)
     audit = to_audit_dataset(records, config)

@@ -1,0 +1,265 @@
+"""The ``cda`` command line: thin commands over the library functions.
+
+Examples:
+    cda build --config configs/imdb.yaml data.path=reviews.tsv generate.n=8
+    cda explain --config configs/imdb.yaml --output runs/explained
+    cda generate --config configs/imdb.yaml --input runs/explained --output runs/generated
+    cda filter --config configs/imdb.yaml --input runs/generated --output runs/filtered
+    cda export --config configs/imdb.yaml --input runs/filtered --output outputs/imdb
+    cda prompt render --config configs/imdb.yaml --row 0
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from cda.config import Config, ConfigError, load_config
+from cda.data import DataError
+
+app = typer.Typer(help="Build counterfactually augmented datasets: Explain → Edit → Generate → Filter → Export.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+prompt_app = typer.Typer(help="Inspect prompts.", no_args_is_help=True)
+app.add_typer(prompt_app, name="prompt")
+console = Console(stderr=True)
+RECORDS_FILE = "records.jsonl"
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML run config (see configs/).")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. data.path=x.tsv generate.n=8")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute everything; read and write no cache.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _config(path: Path, overrides: list[str] | None, extra: list[str] | None = None) -> Config:
+    try:
+        return load_config(path, [*(overrides or []), *(extra or [])])
+    except (ConfigError, FileNotFoundError) as e:
+        _fail(str(e))
+    raise AssertionError  # unreachable: _fail raises
+
+
+def _guard(fn):
+    """Turn the user-input errors of the library into a red one-line message and exit code 2."""
+    from cda.generate.prompts import TemplateError
+
+    try:
+        return fn()
+    except (ConfigError, DataError, FileNotFoundError, TemplateError, ConnectionError) as e:
+        _fail(str(e))
+
+
+def print_summary(summary) -> None:
+    """The end-of-run table: counts, drops by reason, time per stage."""
+    s = summary.as_dict()
+    table = Table(title="cda summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, label in [("rows", "input rows"), ("skipped_rows", "skipped rows"), ("truncated", "truncated for the classifier"),
+                       ("originals", "originals"), ("plans", "edit plans"), ("plans_without_spans", "plans without spans"),
+                       ("candidates", "candidates"), ("accepted_candidates", "accepted candidates"),
+                       ("counterfactuals", "counterfactuals (selected)"),
+                       ("originals_with_counterfactual", "originals with ≥1 counterfactual")]:
+        table.add_row(label, str(s[key]))
+    for reason, count in s["drops"].items():
+        table.add_row(f"dropped: {reason}", str(count))
+    for stage, seconds in s["seconds"].items():
+        table.add_row(f"time: {stage}", f"{seconds:.1f}s")
+    table.add_row("classifier", s["classifier"])
+    table.add_row("generator", s["generator"])
+    console.print(table)
+
+
+def print_pairs(records, config: Config, k: int = 3) -> None:
+    """A few original → counterfactual pairs, edited segment only."""
+    shown = 0
+    for record in records:
+        for plan in record.plans:
+            best = plan.best
+            if best is None or best.segments is None:
+                continue
+            console.rule(f"#{record.index}: {record.label} → {plan.target_label}  (p={best.label_prob:.2f})")
+            console.print(f"[dim]original:[/]       {record.segments[plan.segment]}", highlight=False)
+            console.print(f"[green]counterfactual:[/] {best.segments[plan.segment]}", highlight=False)
+            shown += 1
+            if shown >= k:
+                return
+
+
+@app.command()
+def build(
+    config: ConfigOpt,
+    overrides: Overrides = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (default: export.output_dir).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N rows of the data.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate config, data and prompt; train and generate nothing.")] = False,
+    no_cache: NoCache = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run the whole pipeline and write the augmented dataset."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides, [f"data.limit={limit}"] if limit else None)
+    if output is not None:
+        cfg.export.output_dir = str(output)
+    if dry_run:
+        _guard(lambda: _dry_run(cfg))
+        return
+    from cda.export.writer import write_outputs
+    from cda.pipeline import build as build_fn
+
+    result = _guard(lambda: build_fn(cfg, use_cache=not no_cache))
+    out = write_outputs(result.dataset, result.audit, result.summary.as_dict(), cfg, Path(cfg.export.output_dir))
+    print_pairs(result.records, cfg)
+    print_summary(result.summary)
+    console.print(f"Dataset written to [bold]{out / 'dataset'}[/] "
+                  f"({len(result.dataset)} rows: {result.summary.originals} originals + {result.summary.counterfactuals} counterfactuals); "
+                  f"load it with datasets.load_from_disk('{out / 'dataset'}')")
+
+
+def _dry_run(cfg: Config) -> None:
+    from cda.data import load_table, to_records
+    from cda.generate.prompts import check_template
+    from cda.tasks import target_labels
+
+    table = load_table(cfg.data)
+    records = to_records(table, cfg.task)
+    check_template(cfg, records[:1])
+    plans = sum(len(target_labels(cfg.task, r.label)) for r in records)
+    console.print(f"Config, data and prompt template are valid: {len(records)} rows, up to {plans} edit plans, "
+                  f"{plans * cfg.generate.n} candidates with generate.n={cfg.generate.n}.")
+
+
+def _stage_command(cfg: Config, input_dir: Path | None, output: Path, stages: list[str], no_cache: bool) -> None:
+    from cda.data import load_table
+    from cda.pipeline import Runner, run_stages
+    from cda.records import load_records, save_records
+
+    runner = Runner(cfg, use_cache=not no_cache)
+    # The input rows are also the classifier's default training data (a cache hit after `cda explain`).
+    inputs = runner.records(load_table(cfg.data))
+    train = runner.training_records(inputs, from_config=True)
+    if input_dir is None:
+        records = inputs
+        runner.validate(records)
+    else:
+        records = load_records(input_dir / RECORDS_FILE)
+    records = run_stages(records, runner.stages(stages, train), runner.summary)
+    path = save_records(records, output / RECORDS_FILE)
+    print_summary(runner.summary)
+    console.print(f"Records written to [bold]{path}[/]")
+
+
+@app.command()
+def explain(config: ConfigOpt, output: Annotated[Path, typer.Option("--output", "-o")], overrides: Overrides = None,
+            no_cache: NoCache = False, verbose: Verbose = False) -> None:
+    """Train/load the classifier, find rationale spans and plan edits; write records.jsonl."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+    _guard(lambda: _stage_command(cfg, None, output, ["explain", "edit"], no_cache))
+
+
+@app.command()
+def generate(config: ConfigOpt, input: Annotated[Path, typer.Option("--input", "-i", help="Folder written by `cda explain`.")],
+             output: Annotated[Path, typer.Option("--output", "-o")], overrides: Overrides = None,
+             no_cache: NoCache = False, verbose: Verbose = False) -> None:
+    """Generate candidates for the edit plans in --input; write records.jsonl."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+    _guard(lambda: _stage_command(cfg, input, output, ["generate"], no_cache))
+
+
+@app.command(name="filter")
+def filter_(config: ConfigOpt, input: Annotated[Path, typer.Option("--input", "-i", help="Folder written by `cda generate`.")],
+            output: Annotated[Path, typer.Option("--output", "-o")], overrides: Overrides = None,
+            no_cache: NoCache = False, verbose: Verbose = False) -> None:
+    """Check every candidate and select the best per plan; write records.jsonl."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+    _guard(lambda: _stage_command(cfg, input, output, ["filter"], no_cache))
+
+
+@app.command(name="export")
+def export_(config: ConfigOpt, input: Annotated[Path, typer.Option("--input", "-i", help="Folder written by `cda filter`.")],
+            output: Annotated[Optional[Path], typer.Option("--output", "-o")] = None, overrides: Overrides = None,
+            verbose: Verbose = False) -> None:
+    """Write the augmented dataset (and audit split, card) from filtered records."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+
+    def run() -> None:
+        from cda.data import load_table
+        from cda.export.dataset import to_audit_dataset, to_dataset
+        from cda.export.writer import write_outputs
+        from cda.pipeline import Summary
+        from cda.records import load_records
+
+        records = load_records(input / RECORDS_FILE)
+        table = load_table(cfg.data)
+        summary = Summary(rows=len(table))
+        summary.update_from(records)
+        summary.skipped_rows = len(table) - len(records)
+        out = write_outputs(to_dataset(table, records, cfg), to_audit_dataset(records, cfg), summary.as_dict(), cfg,
+                            output or Path(cfg.export.output_dir))
+        print_summary(summary)
+        console.print(f"Dataset written to [bold]{out / 'dataset'}[/]")
+
+    _guard(run)
+
+
+@prompt_app.command("render")
+def prompt_render(config: ConfigOpt, row: Annotated[int, typer.Option("--row", help="Row index in the data.")] = 0,
+                  input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Records from `cda explain` (skips explaining).")] = None,
+                  overrides: Overrides = None, verbose: Verbose = False) -> None:
+    """Print the rendered prompt(s) for one row, one per edit plan."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+
+    def run() -> None:
+        from cda.data import load_table
+        from cda.generate.prompts import render_prompt
+        from cda.pipeline import Runner, run_stages
+        from cda.records import load_records
+
+        if input is not None:
+            records = [r for r in load_records(input / RECORDS_FILE) if r.index == row]
+        else:
+            runner = Runner(cfg)
+            table = load_table(cfg.data)
+            all_records = runner.records(table)
+            records = [r for r in all_records if r.index == row]
+            if records:
+                train = runner.training_records(all_records, from_config=True)
+                records = run_stages(records, runner.stages(["explain", "edit"], train), runner.summary)
+        if not records:
+            raise DataError(f"No usable row {row} in the input")
+        for plan in records[0].plans:
+            console.rule(f"row {row}: {records[0].label} → {plan.target_label} (segment {plan.segment})")
+            typer.echo(render_prompt(cfg, records[0], plan))
+
+    _guard(run)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

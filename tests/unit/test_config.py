@@ -1,0 +1,67 @@
+import pytest
+
+from cda.config import ConfigError, apply_overrides, config_from_dict, load_config
+
+BASE = {
+    "data": {"path": "demo/imdb_sample.tsv"},
+    "task": {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
+}
+
+
+def test_shipped_configs_load(root):
+    for name in ["imdb.yaml", "snli.yaml"]:
+        cfg = load_config(root / "configs" / name)
+        assert cfg.threads == 1
+    snli = load_config(root / "configs" / "snli.yaml")
+    assert list(snli.task.segments) == ["premise", "hypothesis"]
+    assert snli.task.editable == ["hypothesis"]
+
+
+def test_overrides_are_typed_and_nested(root):
+    cfg = load_config(root / "configs/imdb.yaml", ["generate.n=7", "data.path=x.tsv", "filter.fluency_factor=null"])
+    assert cfg.generate.n == 7 and cfg.data.path == "x.tsv" and cfg.filter.fluency_factor is None
+
+
+def test_unknown_key_names_key_and_allowed_keys(root):
+    with pytest.raises(ConfigError) as e:
+        load_config(root / "configs/imdb.yaml", ["generate.temprature=0.5"])
+    msg = str(e.value)
+    assert "generate.temprature" in msg and "temperature" in msg and "top_p" in msg
+
+
+def test_bad_value_names_allowed_values():
+    with pytest.raises(ConfigError, match=r"explain\.method.*grad_x_input"):
+        config_from_dict({**BASE, "explain": {"method": "lime"}})
+
+
+def test_fewer_than_two_labels_is_an_error():
+    bad = {**BASE, "task": {**BASE["task"], "labels": ["Positive"]}}
+    with pytest.raises(ConfigError, match="at least 2 labels"):
+        config_from_dict(bad)
+
+
+def test_editable_and_targets_are_checked():
+    with pytest.raises(ConfigError, match="editable"):
+        config_from_dict({**BASE, "task": {**BASE["task"], "editable": ["premise"]}})
+    with pytest.raises(ConfigError, match="not in task.labels"):
+        config_from_dict({**BASE, "task": {**BASE["task"], "targets": {"Negative": ["Neutral"]}}})
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="Invalid YAML"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        apply_overrides({}, ["generate.n"])
+
+
+def test_cache_dir_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CDA_CACHE_DIR", str(tmp_path / "c"))
+    assert config_from_dict(BASE).resolved_cache_dir() == tmp_path / "c"
+    assert config_from_dict({**BASE, "cache_dir": "/x"}).resolved_cache_dir().as_posix() == "/x"
