@@ -8,13 +8,13 @@ Examples:
     >>> augmented = augment(dataset, load_config("configs/imdb.yaml"))  # doctest: +SKIP
 """
 
-from cda.config import Config, ConfigError, load_config
+from cda.config import Config, ConfigError, config_from_dict, load_config
 from cda.data import DataError, load_table
 from cda.pipeline import BuildResult, Components, augment, build
 from cda.records import Candidate, Check, EditPlan, Record, Span
 
 __all__ = [
-    "BuildResult", "Candidate", "Check", "Components", "Config", "ConfigError", "DataError", "EditPlan",
+    "BuildResult", "Candidate", "Check", "Components", "Config", "ConfigError", "config_from_dict", "DataError", "EditPlan",
     "Record", "Span", "augment", "build", "load_config", "load_table",
 ]
 __version__ = "0.1.0"

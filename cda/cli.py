@@ -59,11 +59,16 @@ def _config(path: Path, overrides: list[str] | None, extra: list[str] | None = N
 
 def _guard(fn):
     """Turn the user-input errors of the library into a red one-line message and exit code 2."""
+    from cda.export.dataset import ExportError
+    from cda.export.writer import HubPushError, HubTokenError
+    from cda.filter.label import LabelMismatchError
     from cda.generate.prompts import TemplateError
 
+    user_errors = (ConfigError, DataError, FileNotFoundError, TemplateError, ConnectionError, ExportError,
+                   HubTokenError, HubPushError, LabelMismatchError)
     try:
         return fn()
-    except (ConfigError, DataError, FileNotFoundError, TemplateError, ConnectionError) as e:
+    except user_errors as e:
         _fail(str(e))
 
 
@@ -122,11 +127,15 @@ def build(
     if dry_run:
         _guard(lambda: _dry_run(cfg))
         return
-    from cda.export.writer import write_outputs
+    from cda.export.writer import push_to_hub, write_outputs
     from cda.pipeline import build as build_fn
 
     result = _guard(lambda: build_fn(cfg, use_cache=not no_cache))
     out = write_outputs(result.dataset, result.audit, result.summary.as_dict(), cfg, Path(cfg.export.output_dir))
+    if cfg.export.push_to_hub is not None:
+        url = _guard(lambda: push_to_hub(result.dataset, cfg.export.push_to_hub, audit=result.audit,
+                                         card=(out / "README.md").read_text(encoding="utf-8")))
+        console.print(f"Pushed to {url}")
     print_pairs(result.records, cfg)
     print_summary(result.summary)
     console.print(f"Dataset written to [bold]{out / 'dataset'}[/] "

@@ -97,6 +97,9 @@ class LoraConfig(_Strict):
     alpha: int = Field(default=16, ge=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: list[str] | None = None
+    # Extra modules trained in full beside the (always trainable) classification head, e.g.
+    # ["pooler"]: MiniLM's pooler was never trained for classification.
+    modules_to_save: list[str] = Field(default_factory=list)
 
 
 class TrainConfig(_Strict):
@@ -139,9 +142,21 @@ class ExplainConfig(_Strict):
 
 
 class EditConfig(_Strict):
+    # Blank marker; {i} is the blank's 1-based number in text order.
     blank: str = "[BLANK{i}]"
     # Merge spans separated by at most this many characters of whitespace/punctuation.
     merge_gap: int = Field(default=1, ge=0)
+
+    @field_validator("blank")
+    @classmethod
+    def _numbered_blank(cls, v: str) -> str:
+        if v.count("{i}") != 1 or not any(ch.isalpha() for ch in v.replace("{i}", "")):
+            raise ValueError(f"edit.blank must contain '{{i}}' once plus a marker word, like '[BLANK{{i}}]'; got {v!r}")
+        try:
+            v.format(i=1)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"edit.blank may use only the '{{i}}' placeholder, like '[BLANK{{i}}]'; got {v!r}") from None
+        return v
 
 
 class GenerateConfig(_Strict):
@@ -157,6 +172,8 @@ class GenerateConfig(_Strict):
     temperature: float = Field(default=0.8, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_new_tokens: int = Field(default=96, ge=1)
+    # Stop generating at any of these strings (the text before it is kept).
+    stop: list[str] = Field(default_factory=list)
     batch_size: int = Field(default=16, ge=1)
     # OpenAI-compatible server (backend: openai).
     base_url: str | None = None
@@ -166,12 +183,29 @@ class GenerateConfig(_Strict):
 
 
 class FilterConfig(_Strict):
+    """Which candidates are kept: the checks to run and their thresholds."""
+
     label_threshold: float = Field(default=0.5, ge=0, le=1)
     max_edit_distance: float = Field(default=0.5, gt=0, le=1)
     fluency_factor: float | None = Field(default=3.0, gt=0)
+    # Checks to run (cheap ones first whatever the order here); at least one, since a
+    # candidate is accepted only when it passed checks.
     checks: list[Literal["logic", "minimality", "label", "fluency", "duplicate"]] = Field(
-        default_factory=lambda: ["logic", "minimality", "duplicate", "label", "fluency"]
+        default_factory=lambda: ["logic", "minimality", "duplicate", "label", "fluency"], min_length=1
     )
+    # Tokens next to each span that may also change (rewrite mode rephrases around a span);
+    # all other text outside the spans must stay as it was, in order.
+    span_context: int = Field(default=1, ge=0)
+    # Phrases a counterfactual must not add (prompt/label leakage), matched case-insensitively
+    # as whole words; a phrase already in the original text is allowed.
+    leak_terms: list[str] = Field(
+        default_factory=lambda: [
+            "label:", "sentiment:", "target label", "counterfactual", "original text", "rewritten text",
+            "fill in the blank", "answer:", "output:", "input:",
+        ]
+    )
+    # Also count the target label's name as leakage when the original did not contain it.
+    leak_target_label: bool = True
 
 
 class HubConfig(_Strict):

@@ -1,0 +1,346 @@
+"""Filter stage: each check's pass and fail cases, selection order, the stage end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from cda.config import ConfigError, config_from_dict
+from cda.filter.duplicate import check_duplicates
+from cda.filter.fluency import fluency_checks
+from cda.filter.label import LabelMismatchError, label_check, label_checks
+from cda.filter.logic import LogicCheck, outside_span_change
+from cda.filter.minimality import MinimalityCheck, token_edit_distance
+from cda.filter.select import select_best
+from cda.filter.stage import FilterStage
+from cda.records import Candidate, Check, EditPlan, Record, Span
+from tests.fakes import FakeClassifier
+
+SENTIMENT = {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]}
+NLI = {
+    "segments": {"premise": "sentence1", "hypothesis": "sentence2"},
+    "label_column": "gold_label",
+    "labels": ["entailment", "neutral", "contradiction"],
+}
+
+
+def _config(task=SENTIMENT, **filter_section):
+    return config_from_dict({"data": {"path": "unused.tsv"}, "task": task, "filter": filter_section})
+
+
+def _span(text: str, word: str, segment: str = "text") -> Span:
+    start = text.index(word)
+    return Span(segment=segment, start=start, end=start + len(word), text=word)
+
+
+ORIGINAL = "The plot was dull and the acting was bad."
+
+
+def _record(
+    *candidates: str | None, target: str = "Positive", text: str = ORIGINAL, prompt: str = "",
+    words: tuple[str, ...] = ("dull", "bad"),
+) -> Record:
+    plan = EditPlan(
+        target_label=target,
+        segment="text",
+        spans=[_span(text, w) for w in words],
+        candidates=[
+            Candidate(segments=None if c is None else {"text": c}, sample_index=i, prompt=prompt,
+                      raw=c or "???", error="could not parse [BLANK1]" if c is None else None)
+            for i, c in enumerate(candidates)
+        ],
+    )
+    return Record(index=0, segments={"text": text}, label="Negative", plans=[plan])
+
+
+def _logic(record: Record, position: int = 0, **filter_section) -> Check:
+    plan = record.plans[0]
+    return LogicCheck(_config(**filter_section))(record, plan, plan.candidates[position])
+
+
+class CountingLM:
+    """Perplexity = 10 per token; remembers every batch it scored."""
+
+    name = "counting-lm"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def perplexity(self, texts: list[str]) -> list[float]:
+        self.calls.append(list(texts))
+        return [10.0 * len(t.split()) for t in texts]
+
+
+# --- minimality -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("It was bad.", "It was good.", 1 / 4),  # It was bad . -> 1 substitution over 4 tokens
+        ("a b c", "a x b c", 1 / 4),  # 1 insertion, longer side has 4 tokens
+        ("It was bad.", "It was not bad at all.", 3 / 7),  # 3 insertions, 7 tokens
+        ("a b", "c d e", 3 / 3),  # 2 substitutions + 1 insertion
+        ("It  was\nbad.", "It was bad.", 0.0),  # whitespace is not an edit
+        ("It wasn't bad", "It was bad", 1 / 4),  # spaCy splits "wasn't" into was + n't
+        ("", "", 0.0),
+    ],
+)
+def test_token_edit_distance_hand_computed(a, b, expected):
+    assert token_edit_distance(a, b) == pytest.approx(expected)
+
+
+def test_minimality_check_pass_fail_and_sets_edit_distance():
+    # 10 tokens: The plot was dull and the acting was bad .
+    good = Candidate(segments={"text": "The plot was great and the acting was fine."})
+    check = MinimalityCheck(0.25)(ORIGINAL, good, "text")
+    assert check.passed and check.value == pytest.approx(2 / 10) and good.edit_distance == pytest.approx(0.2)
+    far = Candidate(segments={"text": "Wonderful."})
+    check = MinimalityCheck(0.25)(ORIGINAL, far, "text")
+    assert not check.passed
+    assert check.reason == "token edit distance 0.900 > max 0.250"  # 9 edits over 10 tokens
+
+
+# --- logic ------------------------------------------------------------------------------------
+
+
+def test_logic_passes_an_edit_inside_the_spans():
+    check = _logic(_record("The plot was gripping and the acting was superb."))
+    assert check.passed and check.reason == ""
+
+
+def test_logic_allows_longer_fills_and_whitespace_changes():
+    assert _logic(_record("The plot was  not at all dull and the acting was very good indeed.")).passed
+
+
+def test_logic_fails_empty_and_identical():
+    empty = _logic(_record("   "))
+    assert not empty.passed and empty.reason == "the edited segment 'text' is empty"
+    same = _logic(_record(ORIGINAL.replace(" ", "  ")))
+    assert not same.passed and same.reason == "identical to the original (ignoring whitespace)"
+
+
+def test_logic_fails_a_change_outside_the_spans():
+    check = _logic(_record("The story was gripping and the acting was superb."), span_context=0)
+    assert not check.passed
+    assert check.reason == "the text before the first span changed: expected it to start with 'The plot was'"
+    check = _logic(_record("The plot was gripping and the music was superb."), span_context=0)
+    assert check.reason == "text outside the spans changed: 'and the acting was' is missing or out of order"
+    check = _logic(_record("The plot was gripping and the acting was superb!"), span_context=0)
+    assert check.reason == "the text after the last span changed: expected it to end with '.'"
+
+
+def test_logic_span_context_lets_neighbouring_tokens_change():
+    text = "It is a dull film."
+    record = _record("It is an exciting film.", text=text, words=("dull",))
+    assert not _logic(record, span_context=0).passed  # "a" -> "an" is outside the span
+    assert _logic(record, span_context=1).passed
+
+
+def test_outside_span_change_without_text_outside_spans():
+    assert outside_span_change("dull", "great", [Span(segment="text", start=0, end=4)]) is None
+
+
+def test_logic_fails_when_an_unedited_segment_changes():
+    premise, hypothesis = "A man rides a red motorcycle.", "A man rides a bike."
+    plan = EditPlan(
+        target_label="contradiction",
+        segment="hypothesis",
+        spans=[_span(hypothesis, "rides", "hypothesis")],
+        candidates=[
+            Candidate(segments={"premise": premise, "hypothesis": "A man pushes a bike."}),
+            Candidate(segments={"premise": "A man rides a blue motorcycle.", "hypothesis": "A man pushes a bike."}),
+            Candidate(segments={"hypothesis": "A man pushes a bike."}),
+        ],
+    )
+    record = Record(index=3, segments={"premise": premise, "hypothesis": hypothesis}, label="entailment", plans=[plan])
+    check = LogicCheck(_config(NLI))
+    assert check(record, plan, plan.candidates[0]).passed
+    assert check(record, plan, plan.candidates[1]).reason == (
+        "segment(s) ['premise'] changed, but only 'hypothesis' may be edited"
+    )
+    assert check(record, plan, plan.candidates[2]).reason == "segment(s) ['premise'] missing from the candidate"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reason"),
+    [
+        ("The plot was [BLANK1] and the acting was great.", "leaks the blank marker '[BLANK1]'"),
+        ("The plot was [blank] and the acting was great.", "leaks the blank marker '[blank]'"),
+        ("The plot was Sentiment: good and the acting was great.", "leaks the prompt term 'sentiment:'"),
+        ("The plot was positive and the acting was great.",
+         "names the target label 'Positive', which the original does not"),
+    ],
+)
+def test_logic_catches_leakage(candidate, reason):
+    check = _logic(_record(candidate))
+    assert not check.passed and check.reason == reason
+
+
+def test_logic_allows_a_leak_term_that_the_original_already_has():
+    text = "A positive surprise, though dull and bad."
+    record = _record("A positive surprise, though fresh and good.", text=text)
+    assert _logic(record).passed
+    assert _logic(_record("The plot was positive and the acting was great."), leak_target_label=False).passed
+
+
+def test_logic_catches_an_echoed_prompt_line():
+    prompt = "Rewrite the review so that it becomes positive.\nReview: The plot was [BLANK1] and the acting was [BLANK2]."
+    record = _record("The plot was Rewrite the review so that it becomes positive. and the acting was ok.", prompt=prompt)
+    check = _logic(record)
+    assert not check.passed
+    assert "copies the prompt line 'Rewrite the review so that it becomes positive.'" in check.reason
+
+
+def test_logic_reports_every_problem():
+    check = _logic(_record("The story was [BLANK1] and the acting was bad."), span_context=0)
+    assert check.reason.count("; ") == 1 and check.value == 2.0
+
+
+# --- duplicate --------------------------------------------------------------------------------
+
+
+def test_duplicates_name_the_first_sample_and_skip_failed_generations():
+    record = _record("The plot was good and the acting was fine.", None, "The plot was  good and the acting was fine. ",
+                     "The plot was great and the acting was fine.")
+    checks = check_duplicates(record.plans[0])
+    assert sorted(checks) == [0, 2, 3]  # the error candidate (1) is not compared
+    assert checks[0].passed and checks[3].passed
+    assert not checks[2].passed and checks[2].reason == "duplicate of sample 0"
+
+
+# --- label ------------------------------------------------------------------------------------
+
+
+def test_label_check_threshold_argmax_and_tie():
+    assert label_check({"Negative": 0.3, "Positive": 0.7}, "Positive", 0.5).passed
+    low = label_check({"Negative": 0.3, "Positive": 0.7}, "Positive", 0.8)
+    assert not low.passed and low.reason == "P(Positive)=0.700 is below the threshold 0.800"
+    probs = {"entailment": 0.25, "neutral": 0.35, "contradiction": 0.4}
+    not_top = label_check(probs, "neutral", 0.3)
+    assert not not_top.passed and not_top.value == 0.35
+    assert not_top.reason == "the classifier prefers 'contradiction' (0.400) over the target 'neutral' (0.350)"
+    tie = label_check({"Negative": 0.5, "Positive": 0.5}, "Positive", 0.5)
+    assert not tie.passed and tie.reason == "the target 'Positive' ties with 'Negative' at 0.500"
+
+
+def test_label_checks_batch_with_fake_classifier():
+    checks = label_checks(
+        FakeClassifier(), [({"text": "great fun"}, "Positive"), ({"text": "so dull"}, "Positive")], 0.5
+    )
+    assert [c.passed for c in checks] == [True, False]
+    assert [c.value for c in checks] == pytest.approx([0.9, 0.1])
+    with pytest.raises(LabelMismatchError, match="lack the target 'Neutral'"):
+        label_checks(FakeClassifier(), [({"text": "x"}, "Neutral")], 0.5)
+
+
+# --- fluency ----------------------------------------------------------------------------------
+
+
+def test_fluency_checks_score_each_original_once():
+    lm = CountingLM()
+    items = [("one two", "one three"), ("one two", "one two three four five six seven"), ("a b c", "a b d")]
+    checks = fluency_checks(lm, items, factor=3.0)
+    assert lm.calls == [["one two", "a b c", "one three", "one two three four five six seven", "a b d"]]
+    assert [c.passed for c in checks] == [True, False, True]
+    assert checks[1].value == 70.0 and checks[1].reason == "perplexity 70.0 > 3 x the original 20.0 (= 60.0)"
+
+
+def test_fluency_non_finite_perplexity_fails():
+    class NanLM:
+        name = "nan"
+
+        def perplexity(self, texts):
+            return [10.0, float("nan")]
+
+    (check,) = fluency_checks(NanLM(), [("a", "b")], 3.0)
+    assert not check.passed and check.reason == "perplexity is nan"
+
+
+# --- selection --------------------------------------------------------------------------------
+
+
+def _accepted(i: int, prob: float, distance: float) -> Candidate:
+    return Candidate(segments={"text": str(i)}, sample_index=i, label_prob=prob, edit_distance=distance,
+                     checks=[Check(name="label", passed=True)])
+
+
+def test_selection_order():
+    rejected = Candidate(segments={"text": "x"}, sample_index=0, label_prob=0.99, edit_distance=0.0,
+                         checks=[Check(name="logic", passed=False)])
+    plan = EditPlan(target_label="Positive", segment="text", candidates=[
+        rejected, _accepted(1, 0.8, 0.3), _accepted(2, 0.9, 0.4), _accepted(3, 0.9, 0.2), _accepted(4, 0.9, 0.2),
+    ])
+    assert select_best(plan) == 3  # highest prob 0.9, then lowest distance 0.2, then lowest sample index
+    assert plan.best is plan.candidates[3]
+    plan.candidates[3].checks.append(Check(name="fluency", passed=False))
+    assert select_best(plan) == 4
+    plan.candidates = [rejected]
+    assert select_best(plan) is None and plan.best is None
+
+
+# --- the stage --------------------------------------------------------------------------------
+
+
+def test_stage_end_to_end_with_fake_classifier():
+    record = _record(
+        "The plot was great and the acting was excellent.",  # 0: accepted, P=0.9
+        None,  # 1: parse error -> no checks
+        "The plot was great and the acting was excellent.",  # 2: duplicate of 0
+        "The plot was bad and the acting was terrible.",  # 3: fails label
+        "The story was great and the acting was excellent!",  # 4: fails logic (outside spans)
+        "The plot was good and the acting was great.",  # 5: accepted, also P=0.9 but further
+    )
+    stage = FilterStage(_config(fluency_factor=None, span_context=0), FakeClassifier(), None)
+    stage.load()
+    out = stage.process([record])
+    stage.unload()
+    cands = out[0].plans[0].candidates
+    names = [[c.name for c in cand.checks] for cand in cands]
+    assert names[0] == ["logic", "minimality", "duplicate", "label"]
+    assert names[1] == [] and cands[1].drop_reason == "parse"
+    assert names[2] == ["logic", "minimality", "duplicate"] and cands[2].drop_reason == "duplicate"
+    assert cands[3].drop_reason == "label" and cands[3].label_prob == pytest.approx(0.1)
+    assert names[4] == ["logic", "minimality", "duplicate"] and cands[4].drop_reason == "logic"
+    assert cands[4].label_prob is None and cands[4].edit_distance == pytest.approx(4 / 10)
+    assert [c.accepted for c in cands] == [True, False, False, False, False, True]
+    # both accepted have P=0.9: candidate 0 (2 edits) beats 5 (2 edits) on sample index
+    assert cands[0].edit_distance == cands[5].edit_distance == pytest.approx(0.2)
+    assert out[0].plans[0].selected == 0
+
+
+def test_stage_runs_fluency_only_on_label_survivors_and_is_idempotent():
+    record = _record("The plot was great and the acting was excellent.", "The plot was bad and the acting was awful.")
+    lm = CountingLM()
+    stage = FilterStage(_config(fluency_factor=2.0), FakeClassifier(), lm)
+    stage.load()
+    stage.process([record])
+    first = [c.model_copy(deep=True) for c in record.plans[0].candidates]
+    stage.process([record])
+    cands = record.plans[0].candidates
+    assert lm.calls[0] == [ORIGINAL, "The plot was great and the acting was excellent."]
+    assert [c.name for c in cands[0].checks] == ["logic", "minimality", "duplicate", "label", "fluency"]
+    assert cands[0].perplexity == 90.0  # 9 words and cands[1].perplexity is None
+    assert [c.checks for c in cands] == [c.checks for c in first]  # a second pass does not stack checks
+
+
+def test_stage_respects_configured_checks_and_skips_fluency_without_a_model():
+    record = _record("The plot was great and the acting was excellent.", "Great!")
+    stage = FilterStage(_config(checks=["minimality", "fluency"], max_edit_distance=0.5), FakeClassifier(), None)
+    assert stage.checks == ["minimality"]
+    stage.load()
+    stage.process([record])
+    cands = record.plans[0].candidates
+    assert [c.name for c in cands[0].checks] == ["minimality"] and cands[0].accepted
+    assert cands[1].drop_reason == "minimality" and cands[0].label_prob is None
+    assert record.plans[0].selected == 0
+
+
+def test_stage_load_rejects_a_classifier_without_the_task_labels():
+    stage = FilterStage(_config(), FakeClassifier(("neg", "pos")), None)
+    with pytest.raises(LabelMismatchError, match=r"lacks task label\(s\) \['Negative', 'Positive'\]"):
+        stage.load()
+
+
+def test_config_needs_at_least_one_check():
+    with pytest.raises(ConfigError, match="filter.checks"):
+        _config(checks=[])
