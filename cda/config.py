@@ -97,9 +97,10 @@ class LoraConfig(_Strict):
     alpha: int = Field(default=16, ge=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: list[str] | None = None
-    # Extra modules trained in full beside the (always trainable) classification head, e.g.
-    # ["pooler"]: MiniLM's pooler was never trained for classification.
-    modules_to_save: list[str] = Field(default_factory=list)
+    # Modules trained in full beside the (always trainable) classification head. Default
+    # (None): the backbone's pooler when it has one. MiniLM's [CLS] pooler was never trained
+    # for classification; freezing it keeps the loss near chance for many steps.
+    modules_to_save: list[str] | None = None
 
 
 class TrainConfig(_Strict):
@@ -180,6 +181,21 @@ class GenerateConfig(_Strict):
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = Field(default=16, ge=1)
     timeout_s: float = Field(default=120, gt=0)
+    # Retries per request (the openai client's own, with exponential backoff).
+    max_retries: int = Field(default=3, ge=0)
+    # How long to wait for the server's /v1/models before failing the run.
+    health_timeout_s: float = Field(default=15, gt=0)
+    # vLLM engine (backend: vllm) and `cda serve`.
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    max_model_len: int = Field(default=2048, ge=64)
+    # None: eager on CPU (compiling costs more than a short run gains), CUDA graphs on GPU.
+    enforce_eager: bool | None = None
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # KV cache size; None: 1 GiB on CPU (vLLM would otherwise reserve most of the RAM),
+    # gpu_memory_utilization decides on GPU.
+    kv_cache_gb: float | None = Field(default=None, gt=0)
+    # A LoRA adapter folder (peft format) applied to every request.
+    lora_path: str | None = None
 
 
 class FilterConfig(_Strict):

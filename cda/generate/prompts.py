@@ -1,0 +1,228 @@
+"""Prompt rendering: Jinja templates from ``prompts/`` (installed as ``cda.prompts``) or a file.
+
+``generate.template`` is a versioned template name (``infill.v1``) or a path to a
+``.jinja`` file; unset, it is ``<generate.mode>.v1``. Templates render with
+``StrictUndefined``, so a misspelt variable is an error, not an empty string.
+
+Variables every template gets:
+
+* ``task``: the task name (``sentiment``, ``nli`` ...); ``labels``: all label names
+* ``source_label`` / ``target_label``: the record's label and the label to reach
+* ``segments``: list of ``{name, text, edited}`` in task order; ``segment``: the edited
+  segment's name; ``original``: its text; ``masked``: its text with numbered blanks
+* ``blanks``: the blank markers (``["[BLANK1]", ...]``)
+* ``spans``: list of ``{blank, text, start, end, score}`` in text order
+
+Examples:
+    >>> from cda.config import config_from_dict
+    >>> from cda.records import EditPlan, Record, Span
+    >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"name": "sentiment",
+    ...     "segments": {"text": "Text"}, "label_column": "y", "labels": ["Negative", "Positive"]}})
+    >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative")
+    >>> plan = EditPlan(target_label="Positive", segment="text", masked="A [BLANK1] film.",
+    ...                 spans=[Span(segment="text", start=2, end=6, text="dull")])
+    >>> "Text: A [BLANK1] film." in render_prompt(cfg, r, plan)
+    True
+    >>> template_name(cfg)
+    'infill.v1'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+
+from cda.config import Config
+from cda.records import EditPlan, Record, Span
+from cda.tasks import editable_segments, target_labels
+
+TEMPLATE_VARIABLES = (
+    "task", "labels", "source_label", "target_label", "segments", "segment",
+    "original", "masked", "blanks", "spans",
+)  # fmt: skip
+_SUFFIX = ".jinja"
+
+
+class TemplateError(ValueError):
+    """A prompt template is missing or does not render; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A loaded template: ``name`` for provenance, ``source`` text, ``digest`` of the text."""
+
+    name: str
+    source: str
+    origin: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode("utf-8")).hexdigest()[:16]
+
+
+def available_templates() -> list[str]:
+    """Names of the templates shipped in ``cda.prompts``.
+
+    Examples:
+        >>> "infill.v1" in available_templates()
+        True
+    """
+    return sorted(p.name.removesuffix(_SUFFIX) for p in files("cda.prompts").iterdir() if p.name.endswith(_SUFFIX))
+
+
+def _is_path(spec: str) -> bool:
+    """A file path (has a folder part, or names an existing file), not a shipped template name."""
+    return "/" in spec or "\\" in spec or (spec.endswith(_SUFFIX) and Path(spec).expanduser().is_file())
+
+
+def template_name(config: Config) -> str:
+    """The template's name for provenance: ``infill.v1``, or the file path as configured.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"mode": "rewrite"}})
+        >>> template_name(cfg)
+        'rewrite.v1'
+    """
+    spec = config.generate.template
+    if spec is None:
+        return f"{config.generate.mode}.v1"
+    return spec.removesuffix(_SUFFIX) if not _is_path(spec) else spec
+
+
+def load_template(config: Config) -> PromptTemplate:
+    """The configured template's text.
+
+    Raises:
+        TemplateError: no shipped template has that name, or the file does not exist.
+    """
+    spec = config.generate.template
+    name = template_name(config)
+    if spec is not None and _is_path(spec):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise TemplateError(
+                f"generate.template file not found: {spec}. Use a .jinja file path or one of the shipped "
+                f"templates: {available_templates()}"
+            )
+        return PromptTemplate(name=name, source=path.read_text(encoding="utf-8"), origin=str(path))
+    resource = files("cda.prompts").joinpath(name + _SUFFIX)
+    if not resource.is_file():
+        raise TemplateError(
+            f"Unknown prompt template {name!r}. Shipped templates: {available_templates()}; "
+            "or set generate.template to the path of a .jinja file"
+        )
+    return PromptTemplate(name=name, source=resource.read_text(encoding="utf-8"), origin=f"cda.prompts/{name}{_SUFFIX}")
+
+
+@lru_cache(maxsize=16)
+def _compile(source: str, name: str) -> jinja2.Template:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(
+            f"Prompt template {name!r} has a syntax error at line {e.lineno}: {e.message}. "
+            f"Allowed variables: {', '.join(TEMPLATE_VARIABLES)}"
+        ) from None
+
+
+def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str, Any]:
+    """The variables a template is rendered with (see the module docstring)."""
+    blanks = [config.edit.blank.format(i=k) for k in range(1, len(plan.spans) + 1)]
+    original = record.segments[plan.segment]
+    return {
+        "task": config.task.name,
+        "labels": list(config.task.labels),
+        "source_label": record.label,
+        "target_label": plan.target_label,
+        "segments": [{"name": n, "text": t, "edited": n == plan.segment} for n, t in record.segments.items()],
+        "segment": plan.segment,
+        "original": original,
+        "masked": plan.masked,
+        "blanks": blanks,
+        "spans": [
+            {
+                "blank": blank,
+                "text": span.text or original[span.start : span.end],
+                "start": span.start,
+                "end": span.end,
+                "score": span.score,
+            }
+            for blank, span in zip(blanks, plan.spans)
+        ],
+    }
+
+
+def render_with(template: PromptTemplate, variables: dict[str, Any]) -> str:
+    """Render a loaded template; errors name the template, the problem and the allowed variables."""
+    compiled = _compile(template.source, template.name)
+    try:
+        return compiled.render(**variables).strip()
+    except jinja2.UndefinedError as e:
+        raise TemplateError(
+            f"Prompt template {template.name!r} ({template.origin}) uses an undefined variable: {e.message}. "
+            f"Allowed variables: {', '.join(TEMPLATE_VARIABLES)}"
+        ) from None
+    except jinja2.TemplateError as e:
+        raise TemplateError(f"Prompt template {template.name!r} ({template.origin}) failed to render: {e}") from None
+
+
+def render_prompt(config: Config, record: Record, plan: EditPlan) -> str:
+    """The user-message text asking the generator to carry out ``plan`` on ``record``.
+
+    Raises:
+        TemplateError: the template is missing, has a syntax error or uses an unknown variable.
+    """
+    return render_with(load_template(config), prompt_variables(config, record, plan))
+
+
+def check_template(config: Config, records: list[Record]) -> None:
+    """Render the configured template once, before any model is loaded.
+
+    Uses a dummy plan built from the first record (its first word as the one span), or
+    from a made-up record when ``records`` is empty.
+
+    Raises:
+        TemplateError: the template is missing, has a syntax error or uses an unknown variable.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"template": "nope.v9"}})
+        >>> check_template(cfg, [])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        cda.generate.prompts.TemplateError: Unknown prompt template 'nope.v9'. Shipped templates: ['infill.v1', ...
+    """
+    template = load_template(config)
+    task = config.task
+    if records:
+        record = records[0]
+    else:
+        segments = {name: "An example sentence." for name in task.segments}
+        record = Record(index=0, segments=segments, label=task.labels[0])
+    segment = editable_segments(task)[0]
+    text = record.segments[segment]
+    first = text.split()[0] if text.split() else text
+    start = text.find(first)
+    span = Span(segment=segment, start=start, end=start + len(first), text=first)
+    targets = target_labels(task, record.label) or [label for label in task.labels if label != record.label]
+    masked = text[:start] + config.edit.blank.format(i=1) + text[start + len(first) :]
+    plan = EditPlan(target_label=targets[0], segment=segment, spans=[span], masked=masked)
+    render_with(template, prompt_variables(config, record, plan))
+    used = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(template.source))
+    unknown = sorted(used - set(TEMPLATE_VARIABLES))
+    if unknown:  # a variable used only in a branch the dummy plan did not take
+        raise TemplateError(
+            f"Prompt template {template.name!r} ({template.origin}) uses unknown variable(s) {unknown}. "
+            f"Allowed variables: {', '.join(TEMPLATE_VARIABLES)}"
+        )

@@ -1,0 +1,195 @@
+"""The Generate stage: render a prompt per edit plan, sample ``n`` outputs, parse them into candidates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from tqdm.auto import tqdm
+
+from cda.cache import Cache
+from cda.config import Config
+from cda.generate.parsing import parse_candidate
+from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
+from cda.protocols import Generation, Generator, SamplingSettings
+from cda.records import Candidate, EditPlan, Record
+
+log = logging.getLogger(__name__)
+
+# Bump when what is cached per prompt changes meaning (keeps old cache entries from being reused).
+GENERATE_CACHE_VERSION = 1
+NO_SPANS_ERROR = "no rationale spans to edit"
+
+
+def sampling_settings(config: Config) -> SamplingSettings:
+    """The sampling settings ``config.generate`` and ``config.seed`` describe.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"seed": 3, "data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"n": 2}})
+        >>> s = sampling_settings(cfg)
+        >>> (s.n, s.seed)
+        (2, 3)
+    """
+    gen = config.generate
+    return SamplingSettings(
+        n=gen.n,
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        max_new_tokens=gen.max_new_tokens,
+        seed=config.seed,
+        stop=list(gen.stop),
+    )
+
+
+class GenerateStage:
+    """Asks the generator for ``generate.n`` counterfactuals per edit plan.
+
+    Every prompt's outputs are cached under a key of (generator name, prompt, sampling
+    settings with ``n`` and seed, template name and content hash, cache version);
+    prompts not in the cache go to the generator in chunks of ``generate.batch_size``
+    and each chunk is stored as soon as it returns, so a killed run resumes where it
+    stopped. Outputs that do not parse become candidates with ``segments=None`` and
+    ``error`` set (the raw output kept); a backend failure gives ``n`` candidates with
+    the backend's error. Backend failures are not cached, so a rerun retries them.
+
+    Input columns: ``segments``, ``label``, ``plans`` (from Edit).
+    Output columns: ``plan.candidates`` (appended: ``segments``, ``raw``, ``prompt``,
+    ``generator``, ``prompt_template``, ``sample_index``, ``error``).
+
+    Args:
+        config: the run config (``generate``, ``edit.blank``, ``task``, ``seed``).
+        cache: where generations are stored.
+        generator: the LLM backend.
+
+    Examples:
+        >>> from cda.cache import Cache
+        >>> from cda.config import config_from_dict
+        >>> from cda.records import Span
+        >>> from tests.fakes import FakeGenerator  # doctest: +SKIP
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["Negative", "Positive"]}, "generate": {"n": 2}})
+        >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative", plans=[EditPlan(
+        ...     target_label="Positive", segment="text", masked="A [BLANK1] film.",
+        ...     spans=[Span(segment="text", start=2, end=6)])])
+        >>> stage = GenerateStage(cfg, Cache("/tmp/cda-doctest", enabled=False), FakeGenerator())  # doctest: +SKIP
+        >>> [c.segments["text"] for c in stage.process([r])[0].plans[0].candidates]  # doctest: +SKIP
+        ['A great film.', 'A wonderful film.']
+    """
+
+    name = "generate"
+
+    def __init__(self, config: Config, cache: Cache, generator: Generator) -> None:
+        self.config = config
+        self.cache = cache
+        self.generator = generator
+        self.template: PromptTemplate | None = None
+        self.generator_calls = 0
+
+    def load(self) -> None:
+        """Load the prompt template (the generator loads itself on first use, only if the cache misses)."""
+        self.template = load_template(self.config)
+
+    def _template(self) -> PromptTemplate:
+        if self.template is None:
+            self.load()
+        return self.template  # type: ignore[return-value]  # set by load()
+
+    def unload(self) -> None:
+        """Nothing to release: the generator is owned by whoever built it (the Runner reuses it for fluency)."""
+
+    def cache_key(self, prompt: str, sampling: SamplingSettings) -> str:
+        """The cache key of one prompt's outputs."""
+        template = self._template()
+        return self.cache.key(
+            "generate",
+            {
+                "generator": self.generator.name,
+                "prompt": prompt,
+                "sampling": asdict(sampling),
+                "template": template.name,
+                "template_digest": template.digest,
+                "version": GENERATE_CACHE_VERSION,
+            },
+        )
+
+    def process(self, records: list[Record]) -> list[Record]:
+        config, template = self.config, self._template()
+        mode = config.generate.mode
+        sampling = sampling_settings(config)
+
+        # 1. A prompt per plan; infill plans without spans fail here without an LLM call.
+        work: list[tuple[Record, EditPlan, str]] = []
+        for record in records:
+            for plan in record.plans:
+                plan.candidates, plan.selected = [], None  # a rerun replaces, never appends
+                if mode == "infill" and not plan.spans:
+                    plan.candidates.append(
+                        Candidate(
+                            generator=self.generator.name,
+                            prompt_template=template.name,
+                            error=NO_SPANS_ERROR,
+                        )
+                    )
+                    continue
+                work.append((record, plan, render_with(template, prompt_variables(config, record, plan))))
+
+        # 2. Outputs per distinct prompt: from the cache, else from the generator. Chunk
+        # boundaries are fixed over *all* prompts (not only the missing ones) and a chunk is
+        # cached only when it finishes, so a resumed run sends exactly the chunks a clean run
+        # would have sent and seeded sampling gives the same outputs.
+        outputs: dict[str, Generation] = {}
+        keys = {prompt: self.cache_key(prompt, sampling) for _, _, prompt in work}
+        for prompt, key in keys.items():
+            hit = self.cache.get_json(key)
+            if hit is not None:
+                outputs[prompt] = Generation(texts=list(hit["texts"]))
+        distinct = list(keys)
+        missing = [p for p in distinct if p not in outputs]
+        if keys:
+            log.info("generate: %d prompts, %d cached, %d to generate", len(keys), len(keys) - len(missing), len(missing))
+        chunk = config.generate.batch_size
+        with tqdm(total=len(missing), desc="Generate", unit="prompt", disable=None) as bar:
+            for start in range(0, len(distinct), chunk):
+                prompts = [p for p in distinct[start : start + chunk] if p not in outputs]
+                if not prompts:
+                    continue
+                generations = self._call_generator(prompts, sampling)
+                for prompt, generation in zip(prompts, generations):
+                    outputs[prompt] = generation
+                    if generation.error is None:
+                        self.cache.put_json(keys[prompt], {"texts": generation.texts})
+                bar.update(len(prompts))
+
+        # 3. Candidates, parse failures included.
+        for record, plan, prompt in work:
+            generation = outputs[prompt]
+            base = {"prompt": prompt, "generator": self.generator.name, "prompt_template": template.name}
+            if generation.error is not None:
+                plan.candidates.extend(
+                    Candidate(**base, sample_index=k, error=generation.error) for k in range(sampling.n)
+                )
+                continue
+            for k, raw in enumerate(generation.texts):
+                segments, error = parse_candidate(raw, record, plan, mode, config.edit.blank)
+                plan.candidates.append(Candidate(**base, segments=segments, raw=raw, sample_index=k, error=error))
+        return records
+
+    def _call_generator(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
+        """The generator's outputs for a chunk, checked: one Generation per prompt, ``n`` texts each."""
+        self.generator_calls += 1
+        generations = self.generator.generate(prompts, sampling)
+        if len(generations) != len(prompts):
+            error = f"generator {self.generator.name} returned {len(generations)} results for {len(prompts)} prompts"
+            return [Generation([], error=error) for _ in prompts]
+        checked = []
+        for generation in generations:
+            if generation.error is None and len(generation.texts) != sampling.n:
+                generation = Generation(
+                    [],
+                    error=f"generator {self.generator.name} returned {len(generation.texts)} samples, "
+                    f"expected n={sampling.n}",
+                )
+            checked.append(generation)
+        return checked
