@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 24 --output outputs/demo
+	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 16 --output outputs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
