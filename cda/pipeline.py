@@ -210,6 +210,8 @@ class Runner:
         if not records:
             raise DataError("No usable rows in the input: nothing to augment")
         self.validate(records)
+        if "generate" in stages:
+            self.generator()  # a server backend checks its server here, before any training
         train = self.training_records(records, table_from_config)
         return run_stages(records, self.stages(stages, train), self.summary)
 

@@ -116,13 +116,7 @@ def make_generator(config: Config) -> Generator:
             raise
         log.warning("%s; falling back to the transformers backend", e)
         cls = backend_class("transformers")
-    lm = cls.from_config(config)
-    model = config.generate.model
-    if resolve_backend(config) == "openai" and model is not None and not _is_local(model):
-        # An OpenAI-compatible server's model name is not something transformers can load here.
-        log.info("fluency is scored with the default SmolLM2 (generate.model %r is a server model name)", model)
-        lm = cls(None, cache_root=config.resolved_cache_dir() / "models", batch_size=config.generate.batch_size)
-    return lm
+    return cls.from_config(config)
 
 
 def _is_local(model: str) -> bool:
