@@ -179,6 +179,9 @@ class GenerateConfig(_Strict):
     # Stop generating at any of these strings (the text before it is kept).
     stop: list[str] = Field(default_factory=list)
     batch_size: int = Field(default=16, ge=1)
+    # Prompts per generator call; the outputs of a call are cached when it finishes.
+    # Default: batch_size for transformers, 256 for vLLM/OpenAI (continuous batching wants many).
+    prompts_per_call: int | None = Field(default=None, ge=1)
     # OpenAI-compatible server (backend: openai).
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"

@@ -123,7 +123,11 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
 
     originals = {r.index: r for r in build.originals()}
-    generated = [c for c in build.counterfactuals() if c.original_index in originals]
+    every = build.counterfactuals()
+    generated = [c for c in every if c.original_index in originals]
+    if len(generated) < len(every):
+        log.warning("%d of %d counterfactuals point at no usable original row and are left out",
+                    len(every) - len(generated), len(every))  # fmt: skip
     if not generated:
         log.warning("%s has no counterfactuals: only the reference (if any) is measured", build.root)
     pairing = _pair(build, reference, reference_key, per_original, list(originals.values())) if reference else None

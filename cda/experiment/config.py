@@ -86,7 +86,7 @@ class Budget(_Strict):
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-4, gt=0)
     max_length: int = Field(default=256, ge=8)
-    # Use at most this many originals from the build (and only their counterfactuals).
+    # Use a seeded sample of at most this many originals from the build (and only their counterfactuals).
     train_limit: int | None = Field(default=None, ge=1)
     # Score on a seeded sample of at most this many rows per evaluation set.
     eval_limit: int | None = Field(default=None, ge=1)

@@ -107,9 +107,18 @@ def training_sets(build: BuildOutput, config: ExperimentConfig, seeds: list[int]
     originals = build.originals()
     limit = config.budget.train_limit
     if limit is not None and limit < len(originals):
-        originals = originals[:limit]
+        # A seeded sample in file order: the first rows of a file are often one label only.
+        keep = sorted(random.Random(0).sample(range(len(originals)), limit))
+        originals = [originals[i] for i in keep]
     if not originals:
         raise ExperimentDataError(f"The build in {build.root} has no original rows to train on")
+    labels = Counter(r.label for r in originals)
+    if len(labels) < 2:
+        raise ExperimentDataError(
+            f"The {len(originals)} originals of the build in {build.root} all have label {next(iter(labels))!r}: "
+            "a classifier cannot learn from one label. Build on rows that cover every label (a data file's "
+            "first rows are often one label, so data.limit may pick only those)."
+        )
     ids = {r.index for r in originals}
     generated = [c for c in build.counterfactuals() if c.original_index in ids]
     cda_records = [Record(index=c.original_index, segments=c.segments, label=c.target) for c in generated]
@@ -118,7 +127,7 @@ def training_sets(build: BuildOutput, config: ExperimentConfig, seeds: list[int]
         fixed["original"] = LabelledSet("original", list(originals), source=str(build.root))
     if "original+cda" in config.training_sets:
         if not cda_records:
-            raise ExperimentDataError(f"The build in {build.root} has no counterfactuals for its first {len(originals)} originals")
+            raise ExperimentDataError(f"The build in {build.root} has no counterfactuals for the {len(originals)} originals used")
         fixed["original+cda"] = LabelledSet("original+cda", originals + cda_records, source=str(build.root))
     if "original+human" in config.training_sets:
         fixed["original+human"] = _with_human(build, config, originals)

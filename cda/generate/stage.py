@@ -43,6 +43,15 @@ def sampling_settings(config: Config) -> SamplingSettings:
     )
 
 
+def prompts_per_call(config: Config) -> int:
+    """How many prompts go to the generator at once (``generate.prompts_per_call``)."""
+    if config.generate.prompts_per_call is not None:
+        return config.generate.prompts_per_call
+    from cda.generate.backends import resolve_backend
+
+    return config.generate.batch_size if resolve_backend(config) == "transformers" else 256
+
+
 class GenerateStage:
     """Asks the generator for ``generate.n`` counterfactuals per edit plan.
 
@@ -149,7 +158,7 @@ class GenerateStage:
         missing = [p for p in distinct if p not in outputs]
         if keys:
             log.info("generate: %d prompts, %d cached, %d to generate", len(keys), len(keys) - len(missing), len(missing))
-        chunk = config.generate.batch_size
+        chunk = prompts_per_call(config)
         with tqdm(total=len(missing), desc="Generate", unit="prompt", disable=None) as bar:
             for start in range(0, len(distinct), chunk):
                 prompts = [p for p in distinct[start : start + chunk] if p not in outputs]

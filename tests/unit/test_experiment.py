@@ -110,10 +110,18 @@ def test_finished_runs_are_reused(files):
 def test_train_and_eval_limits(files):
     trainer = RecordingTrainer()
     cfg = _config(files, training_sets=["original", "original+cda"],
-                  quick={"seeds": [0], "max_steps": 2, "train_limit": 1, "eval_limit": 1})  # fmt: skip
+                  quick={"seeds": [0], "max_steps": 2, "train_limit": 2, "eval_limit": 1})  # fmt: skip
     result = run_robustness(cfg, train_fn=trainer)
-    assert [c[0] for c in trainer.calls] == [1, 2]  # original 0 and its one counterfactual
+    # A seeded sample of 2 of the 3 originals (1 and 2, one of each label) and the one counterfactual among them.
+    assert [c[0] for c in trainer.calls] == [2, 3]
+    assert trainer.calls[0][4] == ["Negative", "Positive"]
     assert all(info["rows"] == 1 for info in result.eval_sets.values())
+
+
+def test_originals_of_one_label_are_an_error(files):
+    cfg = _config(files, training_sets=["original"], quick={"seeds": [0], "train_limit": 1})
+    with pytest.raises(ExperimentDataError, match="all have label"):
+        run_robustness(cfg, train_fn=RecordingTrainer())
 
 
 def test_more_originals_pool_too_small_is_counted(files):
