@@ -11,7 +11,9 @@ from cda.cli import app
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 
-SMALL = ["classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=40", "threads=1"]
+# The transformers backend: vLLM is tested end to end in test_vllm.py (against a real server too).
+SMALL = ["classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=40", "threads=1",
+         "generate.backend=transformers"]
 
 
 def test_build_writes_a_loadable_dataset_with_provenance(root, tmp_path):
