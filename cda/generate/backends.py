@@ -119,12 +119,6 @@ def make_generator(config: Config) -> Generator:
     return cls.from_config(config)
 
 
-def _is_local(model: str) -> bool:
-    from pathlib import Path
-
-    return model.endswith(".gguf") or Path(model).expanduser().exists()
-
-
 def make_language_model(config: Config) -> LanguageModel:
     """A transformers model on ``generate.model`` for perplexity (the fluency check),
     for when the generator itself cannot score text (vLLM engine, OpenAI server).
