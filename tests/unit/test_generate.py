@@ -145,7 +145,7 @@ def test_cache_key_covers_template_content(tmp_path):
 
 
 def test_killed_run_keeps_finished_chunks(tmp_path):
-    cfg = make_config(tmp_path, batch_size=1)
+    cfg = make_config(tmp_path, prompts_per_call=1)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, DyingGenerator(alive=1), records_with_plans(cfg))
     resumed = FakeGenerator()
