@@ -178,6 +178,10 @@ class GenerateConfig(_Strict):
     max_new_tokens: int = Field(default=96, ge=1)
     # Stop generating at any of these strings (the text before it is kept).
     stop: list[str] = Field(default_factory=list)
+    # Infill on a backend with structured output (vLLM in-process or server): decode under a
+    # regex of one "[BLANKk]: replacement" line per blank, so every answer parses. The
+    # transformers backend samples unconstrained either way.
+    structured_answers: bool = True
     batch_size: int = Field(default=16, ge=1)
     # Prompts per generator call; the outputs of a call are cached when it finishes.
     # Default: batch_size for transformers, 256 for vLLM/OpenAI (continuous batching wants many).

@@ -62,6 +62,8 @@ class SamplingSettings:
     stop: list[str] = field(default_factory=list)
     # A JSON schema the output must follow (backends with structured output honour it).
     json_schema: dict | None = None
+    # A regular expression the whole output must match (backends with structured output honour it).
+    regex: str | None = None
 
 
 @dataclass

@@ -71,7 +71,11 @@ class OpenAICompatibleGenerator:
         extra_body: more request fields (server-specific, e.g. vLLM's ``top_k``).
 
     ``name`` is ``"openai:<served model name>"``; reading it runs the health check.
+    A regex in the sampling settings is sent as vLLM's ``structured_outputs`` request
+    field (other servers may ignore or refuse it: set ``generate.structured_answers: false``).
     """
+
+    structured_outputs = True
 
     def __init__(
         self,
@@ -229,8 +233,11 @@ class OpenAICompatibleGenerator:
                 "type": "json_schema",
                 "json_schema": {"name": "counterfactual", "schema": sampling.json_schema},
             }
-        if self.extra_body:
-            body["extra_body"] = dict(self.extra_body)
+        extra = dict(self.extra_body)
+        if sampling.regex is not None and sampling.json_schema is None:
+            extra["structured_outputs"] = {"regex": sampling.regex}
+        if extra:
+            body["extra_body"] = extra
         return body
 
     def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:

@@ -225,6 +225,29 @@ def _by_template(text: str, masked: str, n_blanks: int, blank: str) -> dict[int,
     return found
 
 
+# Longest replacement a constrained answer may give per blank (characters).
+MAX_ANSWER_CHARS = 40
+
+
+def infill_answer_regex(n_blanks: int, blank: str = "[BLANK{i}]") -> str:
+    """The infill answer format as a regular expression: one ``<blank>: <replacement>`` line per blank.
+
+    Backends with structured output (vLLM) decode under it, so a small model cannot wander
+    off the format; :func:`parse_infill` reads what it produces.
+
+    Examples:
+        >>> import re
+        >>> bool(re.fullmatch(infill_answer_regex(2), "[BLANK1]: awful\\n[BLANK2]: rude"))
+        True
+        >>> bool(re.fullmatch(infill_answer_regex(2), "Sure! [BLANK1]: awful"))
+        False
+    """
+    # No brackets (another blank), no sentence punctuation (a replacement is a word or phrase,
+    # and without commas a small model cannot string a list of alternatives onto one line).
+    value = r"[^\s\[\],;.!?][^\n\[\],;.!?]{0,%d}" % (MAX_ANSWER_CHARS - 1)
+    return "\n".join(re.escape(blank.format(i=k)) + ": " + value for k in range(1, n_blanks + 1))
+
+
 def parse_infill(
     raw: str, n_blanks: int, blank: str = "[BLANK{i}]", masked: str | None = None
 ) -> tuple[list[str] | None, str | None]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.generate.parsing import parse_candidate
+from cda.generate.parsing import infill_answer_regex, parse_candidate
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
 from cda.records import Candidate, EditPlan, Record
@@ -127,6 +127,8 @@ class GenerateStage:
         config, template = self.config, self._template()
         mode = config.generate.mode
         sampling = sampling_settings(config)
+        structured = self.structured_answers()
+        samplings: dict[str, SamplingSettings] = {}  # per prompt: the answer regex depends on the blanks
 
         # 1. A prompt per plan; infill plans without spans fail here without an LLM call.
         work: list[tuple[Record, EditPlan, str]] = []
@@ -142,14 +144,17 @@ class GenerateStage:
                         )
                     )
                     continue
-                work.append((record, plan, render_with(template, prompt_variables(config, record, plan))))
+                prompt = render_with(template, prompt_variables(config, record, plan))
+                regex = infill_answer_regex(len(plan.spans), config.edit.blank) if structured else None
+                samplings[prompt] = replace(sampling, regex=regex)
+                work.append((record, plan, prompt))
 
         # 2. Outputs per distinct prompt: from the cache, else from the generator. Chunk
         # boundaries are fixed over *all* prompts (not only the missing ones) and a chunk is
         # cached only when it finishes, so a resumed run sends exactly the chunks a clean run
         # would have sent and seeded sampling gives the same outputs.
         outputs: dict[str, Generation] = {}
-        keys = {prompt: self.cache_key(prompt, sampling) for _, _, prompt in work}
+        keys = {prompt: self.cache_key(prompt, samplings[prompt]) for _, _, prompt in work}
         for prompt, key in keys.items():
             hit = self.cache.get_json(key)
             if hit is not None:
@@ -164,7 +169,7 @@ class GenerateStage:
                 prompts = [p for p in distinct[start : start + chunk] if p not in outputs]
                 if not prompts:
                     continue
-                generations = self._call_generator(prompts, sampling)
+                generations = self._call_grouped(prompts, samplings)
                 for prompt, generation in zip(prompts, generations):
                     outputs[prompt] = generation
                     if generation.error is None:
@@ -184,6 +189,23 @@ class GenerateStage:
                 segments, error = parse_candidate(raw, record, plan, mode, config.edit.blank)
                 plan.candidates.append(Candidate(**base, segments=segments, raw=raw, sample_index=k, error=error))
         return records
+
+    def structured_answers(self) -> bool:
+        """Whether infill answers are decoded under a regex (``generate.structured_answers`` and a backend that can)."""
+        gen = self.config.generate
+        return gen.mode == "infill" and gen.structured_answers and getattr(self.generator, "structured_outputs", False)
+
+    def _call_grouped(self, prompts: list[str], samplings: dict[str, SamplingSettings]) -> list[Generation]:
+        """The outputs for a chunk: one generator call per distinct sampling setting (blank count), in order."""
+        groups: dict[str | None, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            groups.setdefault(samplings[prompt].regex, []).append(i)
+        results: list[Generation] = [Generation([])] * len(prompts)
+        for indices in groups.values():
+            batch = [prompts[i] for i in indices]
+            for i, generation in zip(indices, self._call_generator(batch, samplings[batch[0]])):
+                results[i] = generation
+        return results
 
     def _call_generator(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
         """The generator's outputs for a chunk, checked: one Generation per prompt, ``n`` texts each."""

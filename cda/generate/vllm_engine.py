@@ -69,11 +69,14 @@ class VLLMGenerator:
 
     ``name`` is ``"vllm:<model name>"`` (``"vllm:<model>+lora:<adapter>"`` with an
     adapter). ``usage`` counts prompts, samples and tokens over the generator's life.
+    A JSON schema or regex in the sampling settings constrains decoding (structured outputs).
 
     Examples:
         >>> VLLMGenerator("/models/SmolLM2-360M-Instruct.gguf", lora_path="/adapters/imdb-cf").name
         'vllm:SmolLM2-360M-Instruct+lora:imdb-cf'
     """
+
+    structured_outputs = True
 
     def __init__(
         self,
@@ -186,13 +189,15 @@ class VLLMGenerator:
         return list(tok(prompt)["input_ids"])  # a base model without a chat template gets the raw text
 
     def sampling_params(self, sampling: SamplingSettings) -> Any:
-        """vLLM ``SamplingParams`` for ``sampling`` (structured JSON output when it has a schema)."""
+        """vLLM ``SamplingParams`` for ``sampling`` (structured output when it has a schema or regex)."""
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
         structured = None
         if sampling.json_schema is not None:
             structured = StructuredOutputsParams(json=json.dumps(sampling.json_schema))
+        elif sampling.regex is not None:
+            structured = StructuredOutputsParams(regex=sampling.regex)
         return SamplingParams(
             n=requested_samples(sampling),
             seed=sampling.seed,

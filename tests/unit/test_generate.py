@@ -11,6 +11,7 @@ from cda.config import config_from_dict
 from cda.edit.stage import EditStage
 from cda.generate import backends
 from cda.generate.backends import BackendError, make_generator, make_language_model, resolve_backend
+from cda.generate.parsing import infill_answer_regex
 from cda.generate.stage import NO_SPANS_ERROR, GenerateStage, sampling_settings
 from cda.protocols import Generation, Generator, LanguageModel, SamplingSettings
 from cda.records import Record, Span
@@ -152,6 +153,42 @@ def test_killed_run_keeps_finished_chunks(tmp_path):
     records, stage = run(cfg, resumed, records_with_plans(cfg))
     assert len(resumed.prompts) == 1 and stage.generator_calls == 1
     assert all(len(p.candidates) == 2 for r in records for p in r.plans)
+
+
+class StructuredGenerator(FakeGenerator):
+    """A fake backend with structured outputs: records the sampling of each call."""
+
+    structured_outputs = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, str | None]] = []
+
+    def generate(self, prompts, sampling):
+        self.calls.append((len(prompts), sampling.regex))
+        return super().generate(prompts, sampling)
+
+
+def test_structured_backends_get_an_answer_regex_per_blank_count(tmp_path):
+    cfg = make_config(tmp_path)
+    gen = StructuredGenerator()
+    records, stage = run(cfg, gen, records_with_plans(cfg))
+    # Two blanks and one blank: two calls in one chunk, each under its own regex.
+    assert sorted(gen.calls) == [(1, infill_answer_regex(1)), (1, infill_answer_regex(2))]
+    assert records[0].plans[0].candidates[0].segments == {"text": "A great film with great acting."}
+    # The regex is part of the cache key, so turning it off regenerates.
+    plain = StructuredGenerator()
+    run(config_from_dict({**cfg.model_dump(), "generate": {**cfg.generate.model_dump(), "structured_answers": False}}),
+        plain, records_with_plans(cfg))  # fmt: skip
+    assert plain.calls == [(2, None)]
+
+
+def test_unstructured_backends_and_rewrite_get_no_regex(tmp_path):
+    cfg = make_config(tmp_path)
+    gen = FakeGenerator()
+    assert GenerateStage(cfg, Cache(tmp_path / "c"), gen).structured_answers() is False
+    rewrite = make_config(tmp_path, mode="rewrite")
+    assert GenerateStage(rewrite, Cache(tmp_path / "c"), StructuredGenerator()).structured_answers() is False
 
 
 def test_parse_failures_are_kept_with_raw_output(tmp_path):

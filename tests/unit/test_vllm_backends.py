@@ -132,6 +132,14 @@ def test_client_sends_sampling_settings_and_parses_choices(tmp_path, monkeypatch
     assert gen.usage.completion_tokens == 9 and gen.usage.samples == 3
 
 
+def test_client_sends_an_answer_regex_as_vllm_structured_outputs():
+    with FakeServer() as server:
+        gen = OpenAICompatibleGenerator(base_url=server.url, extra_body={"top_k": 5})
+        gen.generate(["Fill [BLANK1]."], SamplingSettings(n=1, regex=r"\[BLANK1\]: \w+"))
+    assert server.requests[0]["structured_outputs"] == {"regex": r"\[BLANK1\]: \w+"}
+    assert server.requests[0]["top_k"] == 5
+
+
 def test_missing_api_key_sends_the_no_key_placeholder(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with FakeServer() as server:

@@ -1,0 +1,5 @@
+"""``python -m cda`` runs the ``cda`` CLI."""
+
+from cda.cli import app
+
+app()
