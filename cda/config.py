@@ -37,7 +37,12 @@ class DataConfig(_Strict):
     path: str
     format: Literal["auto", "tsv", "csv", "jsonl", "json", "disk", "hub"] = "auto"
     split: str | None = None
+    # Only the first N rows (after dedupe_on and sample).
     limit: int | None = Field(default=None, ge=1)
+    # A seeded random sample of N rows, kept in file order: a mixed-label subset of a file
+    # sorted by label (Kaushik's list every Negative review first).
+    sample: int | None = Field(default=None, ge=1)
+    sample_seed: int = 0
     # Keep only rows where this column is unique (first occurrence), e.g. `batch_id` to
     # take only the originals from a Kaushik paired file.
     dedupe_on: str | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import random
 from pathlib import Path
 
 import datasets
@@ -82,6 +83,9 @@ def load_table(data: DataConfig) -> datasets.Dataset:
                 seen.add(value)
                 keep.append(i)
         table = table.select(keep)
+    if data.sample is not None and data.sample < len(table):
+        rng = random.Random(data.sample_seed)
+        table = table.select(sorted(rng.sample(range(len(table)), data.sample)))
     if data.limit is not None:
         table = table.select(range(min(data.limit, len(table))))
     return table

@@ -195,9 +195,9 @@ class Runner:
     def training_records(self, records: list[Record], from_config: bool) -> list[Record]:
         """The classifier's default training data: all input rows, even when ``data.limit`` cuts the
         rows to augment (a limited run still gets a classifier trained on the whole file)."""
-        if not from_config or self.config.data.limit is None:
+        if not from_config or (self.config.data.limit is None and self.config.data.sample is None):
             return records
-        full = load_table(self.config.data.model_copy(update={"limit": None}))
+        full = load_table(self.config.data.model_copy(update={"limit": None, "sample": None}))
         return to_records(full, self.config.task, on_invalid="error")
 
     def run(

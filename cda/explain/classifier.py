@@ -357,6 +357,29 @@ class TransformersClassifier:
 
 
 # --------------------------------------------------------------------- helpers
+def _with_new_head(backbone: str, labels: list[str]) -> Any:
+    """The backbone with a fresh classification head for ``labels``.
+
+    transformers logs a "LOAD REPORT" warning listing the head's weights as missing; they are
+    missing by design (training or the adapter fills them), so that report and the weight
+    loading progress bar are not shown.
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" of a 6-layer model: noise in the run's log
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            backbone, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)}
+        )
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _backbone(config: Config) -> str:
     """The configured backbone, else the MiniLM folder shipped in a wheel."""
     return _resolve_backbone(_backbone_id(config))
@@ -480,12 +503,7 @@ def load_classifier(path: str | Path, config: Config) -> TransformersClassifier:
         labels = _match_labels(model_labels, task_labels, str(path))
         backbone = _resolve_backbone(backbone_id)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or backbone)
-        base = AutoModelForSequenceClassification.from_pretrained(
-            backbone,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={x: i for i, x in enumerate(labels)},
-        )
+        base = _with_new_head(backbone, labels)
         try:
             model = PeftModel.from_pretrained(base, path)
         except (RuntimeError, ValueError) as e:
@@ -580,9 +598,7 @@ def train_classifier(records: list[Record], config: Config, seed: int | None = N
     set_seed(seed)
     backbone = _backbone(config)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
-    base = AutoModelForSequenceClassification.from_pretrained(
-        backbone, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)}
-    )
+    base = _with_new_head(backbone, labels)
     lora = train.lora
     peft_config = PeftLoraConfig(
         task_type=TaskType.SEQ_CLS,  # keeps the new classification head trainable (modules_to_save)

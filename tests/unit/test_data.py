@@ -35,6 +35,19 @@ def test_limit_and_dedupe(tmp_path):
     assert table["Text"] == ["a", "c"]
 
 
+def test_sample_is_seeded_and_keeps_file_order(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("Text,Sentiment\n" + "".join(f"t{i},{'Negative' if i < 50 else 'Positive'}\n" for i in range(100)))
+    first = load_table(DataConfig(path=str(path), sample=10, sample_seed=1))["Text"]
+    assert first == load_table(DataConfig(path=str(path), sample=10, sample_seed=1))["Text"]
+    assert first != load_table(DataConfig(path=str(path), sample=10, sample_seed=2))["Text"]
+    assert first == sorted(first, key=lambda t: int(t[1:])) and len(set(first)) == 10
+    labels = load_table(DataConfig(path=str(path), sample=10, sample_seed=1))["Sentiment"]
+    assert {"Negative", "Positive"} == set(labels)  # a sorted file still gives both labels
+    assert len(load_table(DataConfig(path=str(path), sample=10, limit=3))) == 3
+    assert len(load_table(DataConfig(path=str(path), sample=500))) == 100
+
+
 def test_missing_file_and_unknown_format(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tsv"):
         load_table(DataConfig(path=str(tmp_path / "nope.tsv")))
