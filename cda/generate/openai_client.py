@@ -29,7 +29,7 @@ from typing import Any
 
 from cda.generate.backends import BackendError
 from cda.generate.usage import Usage, repeat_greedy, requested_samples
-from cda.generate.vllm_setup import resolve_model_name
+from cda.generate.model_files import resolve_model_name
 from cda.protocols import Generation, SamplingSettings
 
 log = logging.getLogger(__name__)

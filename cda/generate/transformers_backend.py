@@ -21,22 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cda.generate.model_files import ModelFileError, gguf_model_name, prepare_generator_model
+from cda.generate.model_files import ModelFileError, prepare_generator_model, resolve_model_name
 from cda.protocols import Generation, SamplingSettings
 
 log = logging.getLogger(__name__)
-
-
-def _model_name(model: str | Path | None) -> str:
-    if model is None:
-        from cda.models import SMOLLM2_GGUF
-
-        return SMOLLM2_GGUF.removesuffix(".gguf")
-    text = str(model)
-    if text.endswith(".gguf"):
-        return gguf_model_name(Path(text))
-    path = Path(text).expanduser()
-    return path.name if path.exists() else text
 
 
 class TransformersGenerator:
@@ -73,7 +61,7 @@ class TransformersGenerator:
         self.cache_root = Path(cache_root).expanduser() if cache_root else Path.home() / ".cache" / "cda" / "models"
         self.batch_size = batch_size
         self.device = device
-        self.name = f"transformers:{_model_name(model)}"
+        self.name = f"transformers:{resolve_model_name(model)}"
         self._model: Any = None
         self._tokenizer: Any = None
 

