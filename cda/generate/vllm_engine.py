@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ class VLLMGenerator:
         if inputs:
             try:
                 outputs = self._llm.generate(
-                    inputs, self.sampling_params(sampling), use_tqdm=False, lora_request=self._lora_request
+                    inputs, self.sampling_params(sampling), use_tqdm=sys.stderr.isatty(), lora_request=self._lora_request
                 )
             except Exception as e:  # engine failures (dead engine, bad request) become data, the run goes on
                 log.warning("vLLM failed on a call of %d prompts: %s", len(inputs), e)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from cda.cache import Cache
 from cda.data import load_table
 from cda.edit.stage import EditStage
 from cda.generate.openai_client import OpenAICompatibleGenerator
+from cda.generate.parsing import infill_answer_regex, parse_infill
 from cda.generate.stage import GenerateStage
 from cda.protocols import SamplingSettings
 from cda.records import Record, Span
@@ -141,6 +143,18 @@ def test_json_schema_is_followed(generator):
     for text in out[0].texts:
         value = json.loads(text)
         assert set(value) == {"BLANK1"} and isinstance(value["BLANK1"], str)
+
+
+@pytest.mark.parametrize("generator", BACKENDS, indirect=True)
+def test_answer_regex_makes_every_infill_sample_parse(generator):
+    prompt = "Change the review to positive. Fill each blank.\nText: The [BLANK1] film had [BLANK2] acting.\nAnswer:"
+    regex = infill_answer_regex(2)
+    out = generator.generate([prompt], SamplingSettings(n=4, max_new_tokens=40, seed=3, regex=regex))
+    assert out[0].error is None and len(out[0].texts) == 4
+    for text in out[0].texts:
+        assert re.fullmatch(regex, text), text
+        values, error = parse_infill(text, 2)
+        assert error is None and all(values)
 
 
 @pytest.mark.parametrize("generator", BACKENDS, indirect=True)
