@@ -169,6 +169,9 @@ def evaluate(
     if pairing is not None:
         metrics["reference"] = {"path": str(reference), **pairing.as_dict()}
         metrics["human"] = M.aggregate(human_rows, FIELDS)
+        edited = {(r["original_index"], r["target"], r["segment"]) for r in cda_rows}
+        same = [r for r in human_rows if (r["original_index"], r["target"], r["segment"]) in edited]
+        metrics["human_same_originals"] = M.aggregate(same, FIELDS)
         both = [r for r in cda_rows if r.get("bleu_to_human") is not None]
         metrics["closeness"] = {
             "pairs": len(both),

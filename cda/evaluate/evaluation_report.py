@@ -79,17 +79,18 @@ def write_evaluation_report(metrics: dict[str, Any], rows: list[dict], output_di
     if metrics.get("candidates"):
         files.append(stacked_bars(metrics["candidates"], out / "candidates.png", "Candidates per label pair and their fate"))
 
-    cda_overall = metrics["cda"]["overall"]
-    human_overall = metrics["human"]["overall"] if has_human else None
-    header = ["metric", "cda"] + (["human"] if has_human else [])
-    table_rows: list[list[Any]] = [
-        ["counterfactuals", cda_overall["count"]] + ([human_overall["count"]] if has_human else []),
-    ]
+    # Columns: cda, every human counterfactual, and the human ones of the originals cda edited
+    # (the fair comparison when cda covers only some originals).
+    blocks = [metrics["cda"]["overall"]]
+    header = ["metric", "cda"]
+    if has_human:
+        blocks += [metrics["human"]["overall"], metrics["human_same_originals"]["overall"]]
+        header += ["human", "human, same originals"]
+    table_rows: list[list[Any]] = [["counterfactuals", *(block["count"] for block in blocks)]]
     for label, name, stat in SIDE_BY_SIDE:
-        cda_value, human_value = _stat(cda_overall, name, stat), _stat(human_overall, name, stat)
-        if cda_value is None and human_value is None:
-            continue
-        table_rows.append([label, cda_value] + ([human_value] if has_human else []))
+        values = [_stat(block, name, stat) for block in blocks]
+        if any(v is not None for v in values):
+            table_rows.append([label, *values])
 
     pairs = sorted(set(metrics["cda"]["by_pair"]) | set(metrics.get("human", {}).get("by_pair", {})))
     pair_header = ["label pair", "cda n", *(f"cda {h}" for h, _ in PER_PAIR)]

@@ -79,6 +79,9 @@ def test_metrics_match_hand_computed_values(build_dir, tmp_path):
     assert human["edit_distance"]["mean"] == pytest.approx((0.25 + 0.25 + 0.5) / 3, abs=1e-4)
     assert human["perplexity_ratio"]["mean"] == 1.0
     assert m["reference"]["paired"] == 3 and m["reference"]["method"] == "key:batch_id"
+    # cda edited originals 0 and 1; their human counterfactuals change 1 of 4 tokens each.
+    same = m["human_same_originals"]["overall"]
+    assert same["count"] == 2 and same["edit_distance"]["mean"] == pytest.approx(0.25)
 
     close = m["closeness"]
     assert close["pairs"] == 2
@@ -107,7 +110,7 @@ def test_report_files_and_highlighted_examples(build_dir, tmp_path):
     html = (out / "report.html").read_text()
     assert "**really good**" in md and "**bad**" in md
     assert "<mark>really good</mark>" in html and "<mark>terrible</mark>" in html
-    assert "| metric | cda | human |" in md
+    assert "| metric | cda | human | human, same originals |" in md
     assert "<img src=\"edit_distance.png\"" in html
 
 
