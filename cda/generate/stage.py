@@ -61,7 +61,9 @@ class GenerateStage:
     and each chunk is stored as soon as it returns, so a killed run resumes where it
     stopped. Outputs that do not parse become candidates with ``segments=None`` and
     ``error`` set (the raw output kept); a backend failure gives ``n`` candidates with
-    the backend's error. Backend failures are not cached, so a rerun retries them.
+    the backend's error. Backend failures are not cached, so a rerun retries them. On a
+    backend with structured outputs (vLLM), infill answers are decoded under
+    :func:`~cda.generate.parsing.infill_answer_regex` (``generate.structured_answers``).
 
     Input columns: ``segments``, ``label``, ``plans`` (from Edit).
     Output columns: ``plan.candidates`` (appended: ``segments``, ``raw``, ``prompt``,
