@@ -1,7 +1,7 @@
 """Time and memory of each pipeline stage on N IMDb reviews, with an empty cache.
 
-Prints, per stage: seconds, examples/s and the process RSS after it, the peak RSS of the
-run, and the cost of each attribution method as a ratio to one plain forward+backward
+Prints, per stage: seconds, examples/s and the RSS after it, the peak RSS of the run
+(this process and its children: the vLLM engine runs in child processes), and the cost of each attribution method as a ratio to one plain forward+backward
 pass of the classifier on the same batch.
 
     python benchmarks/bench_pipeline.py --rows 200 --threads 1
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,11 +25,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_mib() -> float:
-    return psutil.Process().memory_info().rss / 2**20
+    """RSS of this process and its children (the vLLM engine and worker are child processes)."""
+    total = 0
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+class PeakMemory:
+    """The largest :func:`rss_mib` seen, sampled every ``interval`` seconds in a thread."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mib())
+            self._stop.wait(interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
 
 
 def main() -> None:
@@ -57,15 +83,16 @@ def main() -> None:
     n = len(records)
     rows: list[dict] = []
 
-    start = time.perf_counter()
-    classifier = runner.classifier(records)
-    rows.append({"stage": "train classifier", "seconds": time.perf_counter() - start, "rss_mib": rss_mib()})
-    for stage in runner.stages(["explain", "edit", "generate", "filter"], records):
+    with PeakMemory() as memory:
         start = time.perf_counter()
-        stage.load()
-        records = stage.process(records)
-        stage.unload()
-        rows.append({"stage": stage.name, "seconds": time.perf_counter() - start, "rss_mib": rss_mib()})
+        classifier = runner.classifier(records)
+        rows.append({"stage": "train classifier", "seconds": time.perf_counter() - start, "rss_mib": rss_mib()})
+        for stage in runner.stages(["explain", "edit", "generate", "filter"], records):
+            start = time.perf_counter()
+            stage.load()
+            records = stage.process(records)
+            stage.unload()
+            rows.append({"stage": stage.name, "seconds": time.perf_counter() - start, "rss_mib": rss_mib()})
     for row in rows:
         row["examples_per_s"] = n / row["seconds"] if row["seconds"] else float("inf")
     runner.summary.update_from(records)
@@ -87,15 +114,16 @@ def main() -> None:
     for row in rows:
         table_out.add_row(row["stage"], f"{row['seconds']:.1f}", f"{row['examples_per_s']:.2f}", f"{row['rss_mib']:.0f}")
     total = sum(r["seconds"] for r in rows)
-    table_out.add_row("total", f"{total:.1f}", f"{n / total:.2f}", f"peak {peak_rss_mib():.0f}")
+    table_out.add_row("total", f"{total:.1f}", f"{n / total:.2f}", f"peak {memory.peak:.0f}")
     console.print(table_out)
     console.print(f"attribution cost on a batch of {len(batch)} (ratio to one forward+backward pass, {base:.3f}s, "
                   f"{config.explain.ig_steps} IG steps): " + ", ".join(f"{m} {r:.1f}x" for m, r in ratios.items()))
     summary = runner.summary.as_dict()
+    console.print(f"generator {summary.get('generator')}, classifier {summary.get('classifier')}")
     console.print(f"candidates {summary['candidates']}, accepted {summary['accepted_candidates']}, "
                   f"counterfactuals {summary['counterfactuals']}, drops {summary['drops']}")
     if args.out:
-        args.out.write_text(json.dumps({"examples": n, "stages": rows, "peak_rss_mib": peak_rss_mib(),
+        args.out.write_text(json.dumps({"examples": n, "stages": rows, "peak_rss_mib": memory.peak,
                                         "forward_backward_s": base, "attribution_ratio": ratios,
                                         "summary": summary}, indent=2))
 
