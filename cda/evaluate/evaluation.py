@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm.auto import tqdm
+
 from cda.cache import Cache
 from cda.config import Config
 from cda.evaluate import metrics as M
@@ -302,12 +304,14 @@ def perplexities(lm: LanguageModel, texts: Sequence[str], cache: Cache, batch: i
             out[text] = hit["perplexity"]
         else:
             todo.append(text)
-    for start in range(0, len(todo), batch):
-        chunk = todo[start : start + batch]
-        for text, value in zip(chunk, lm.perplexity(chunk)):
-            value = float(value)
-            out[text] = round(value, 4) if math.isfinite(value) else None
-            cache.put_json(cache.key("perplexity", lm.name, text), {"perplexity": out[text]})
+    with tqdm(total=len(todo), desc="Perplexity", unit="text", disable=None) as bar:
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            for text, value in zip(chunk, lm.perplexity(chunk)):
+                value = float(value)
+                out[text] = round(value, 4) if math.isfinite(value) else None
+                cache.put_json(cache.key("perplexity", lm.name, text), {"perplexity": out[text]})
+            bar.update(len(chunk))
     return out
 
 
