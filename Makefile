@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 16 --output outputs/demo
+	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 24 --output outputs/demo
 
 # The vLLM tests need a real server: started on 127.0.0.1, stopped by PID on exit.
 test: $(STAMP)
