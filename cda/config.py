@@ -338,17 +338,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         FileNotFoundError: the file does not exist.
         ConfigError: invalid YAML, an unknown key, or a bad value (the message names it).
     """
+    data = apply_overrides(read_yaml_mapping(path, "Config file"), list(overrides or []))
+    return config_from_dict(data, source=str(path))
+
+
+def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file is ``{}``).
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message starts with ``what``).
+        ConfigError: invalid YAML, or YAML that is not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Config file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"Invalid YAML in {path}: {e}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
-    data = apply_overrides(data, list(overrides or []))
-    return config_from_dict(data, source=str(path))
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
 
 
 def config_from_dict(data: dict[str, Any], source: str = "dict") -> Config:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cda.config import ConfigError, apply_overrides
+from cda.config import ConfigError, apply_overrides, read_yaml_mapping
 
 TrainingSet = Literal["original", "original+cda", "original+human", "original+more"]
 TRAINING_SETS: tuple[str, ...] = ("original", "original+cda", "original+human", "original+more")
@@ -187,13 +186,5 @@ def load_experiment_config(path: str | Path, overrides: list[str] | None = None)
         FileNotFoundError: no such file.
         ConfigError: invalid YAML, an unknown key, or a bad value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Experiment config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"Invalid YAML in {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "Experiment config")
     return experiment_config_from_dict(apply_overrides(data, list(overrides or [])), source=str(path))
