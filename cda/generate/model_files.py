@@ -45,7 +45,6 @@ def gguf_model_name(gguf: Path) -> str:
     return gguf.name.removesuffix(".gguf")
 
 
-
 def resolve_model_name(model: str | Path | None) -> str:
     """The short model name used in ``"<engine>:<name>"`` provenance and as the served name.
 
@@ -68,6 +67,7 @@ def resolve_model_name(model: str | Path | None) -> str:
         return gguf_model_name(Path(text))
     path = Path(text).expanduser()
     return path.name if path.is_dir() else text
+
 
 def converted_folder(cache_root: Path, gguf: Path) -> Path:
     """Where :func:`prepare_generator_model` puts the folder converted from ``gguf``.
