@@ -16,6 +16,8 @@ returned texts, so every engine is counted the same way) and counterfactuals/s
   is per example, so a subset measures the same rate in less time)
 * ``batched``: transformers, ``--batch-size`` prompts per ``generate`` call
 * ``vllm``: the in-process vLLM engine, all prompts in one call
+* ``structured``: the same engine with the infill answer regex (structured outputs), one
+  call per blank count, as the Generate stage runs it
 * ``server``: a vLLM OpenAI-compatible server started here, at ``--concurrency`` requests
 * ``stage``: the whole Generate stage (prompt rendering, cache lookups and writes to an
   empty cache, parsing into candidates) over the raw vLLM engine call on the same prompts
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import socket
@@ -44,7 +47,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "kaushik-cad" / "sentiment" / "dev_paired.tsv"
-VARIANTS = ("loop", "batched", "vllm", "server", "stage")
+VARIANTS = ("loop", "batched", "vllm", "structured", "server", "stage")
 
 
 def build_config(args: argparse.Namespace, cache_dir: str) -> Any:
@@ -91,15 +94,29 @@ def render_prompts(config: Any, records: list[Any]) -> list[tuple[Any, Any, str]
     return [(r, p, render_with(template, prompt_variables(config, r, p))) for r in records for p in r.plans if p.spans]
 
 
-def measure(name: str, generator: Any, work: list[tuple[Any, Any, str]], sampling: Any, tokenizer: Any, mode: str) -> dict:
-    """Time one generate call over ``work``'s prompts (after a warm-up), count tokens and parses."""
-    from cda.generate.parsing import parse_candidate
+def measure(
+    name: str, generator: Any, work: list[tuple[Any, Any, str]], sampling: Any, tokenizer: Any, mode: str,
+    structured: bool = False,
+) -> dict:
+    """Time generating ``work``'s prompts (after a warm-up), count tokens and parses.
+
+    One generate call, or with ``structured`` one call per blank count, each under that
+    count's answer regex (what the Generate stage sends a vLLM backend).
+    """
+    from cda.generate.parsing import infill_answer_regex, parse_candidate
     from cda.protocols import SamplingSettings
 
     generator.generate([work[0][2]], SamplingSettings(n=1, max_new_tokens=4, seed=sampling.seed))  # warm-up
+    groups: dict[int, list[int]] = {}
+    for i, (_, plan, _) in enumerate(work):
+        groups.setdefault(len(plan.spans) if structured else 0, []).append(i)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    generations = generator.generate([prompt for _, _, prompt in work], sampling)
+    generations: list[Any] = [None] * len(work)
+    for blanks, indices in groups.items():
+        group_sampling = dataclasses.replace(sampling, regex=infill_answer_regex(blanks)) if structured else sampling
+        for i, generation in zip(indices, generator.generate([work[i][2] for i in indices], group_sampling)):
+            generations[i] = generation
     seconds = time.perf_counter() - start
     texts = [t for g in generations for t in g.texts]
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
@@ -245,7 +262,7 @@ def main() -> None:
                 results["rows"].append(measure("batched", batched, work, sampling, tokenizer, mode))
                 batched.unload()
 
-        if "vllm" in variants or "stage" in variants:
+        if {"vllm", "structured", "stage"} & set(variants):
             from cda.generate.vllm_engine import VLLMGenerator
 
             engine = VLLMGenerator(folder, dtype=args.dtype, max_model_len=2048)
@@ -254,6 +271,8 @@ def main() -> None:
             print(f"vLLM engine ready in {time.perf_counter() - start:.1f}s", flush=True)
             if "vllm" in variants:
                 results["rows"].append(measure("vllm", engine, work, sampling, tokenizer, mode))
+            if "structured" in variants:
+                results["rows"].append(measure("structured", engine, work, sampling, tokenizer, mode, structured=True))
             if "stage" in variants:
                 results["rows"].append(stage_overhead(config, records, engine, sampling, args.rounds))
             engine.unload()
@@ -273,7 +292,7 @@ def main() -> None:
 
     rows = {r["variant"]: r for r in results["rows"]}
     if "loop" in rows:
-        for name in ("batched", "vllm", "server"):
+        for name in ("batched", "vllm", "structured", "server"):
             if name in rows and rows["loop"]["counterfactuals_per_s"]:
                 rows[name]["speedup_vs_loop_cf"] = round(rows[name]["counterfactuals_per_s"] / rows["loop"]["counterfactuals_per_s"], 2)
             if name in rows:
