@@ -48,6 +48,23 @@ def detect_format(data: DataConfig) -> str:
     return fmt
 
 
+def sample_indices(n: int, k: int | None, seed: int) -> list[int]:
+    """A seeded random ``k`` of the indices ``0..n-1``, in order (all of them when ``k`` is None or >= n).
+
+    Files are often sorted by label, so a sample in file order, not the first ``k`` rows,
+    is how every subset here (``data.sample``, training and evaluation limits) is taken.
+
+    Examples:
+        >>> sample_indices(5, 2, seed=0)
+        [3, 4]
+        >>> sample_indices(3, None, seed=0)
+        [0, 1, 2]
+    """
+    if k is None or k >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), k))
+
+
 def load_table(data: DataConfig) -> datasets.Dataset:
     """Read the rows exactly as the user wrote them (all columns kept, all as given).
 
@@ -84,8 +101,7 @@ def load_table(data: DataConfig) -> datasets.Dataset:
                 keep.append(i)
         table = table.select(keep)
     if data.sample is not None and data.sample < len(table):
-        rng = random.Random(data.sample_seed)
-        table = table.select(sorted(rng.sample(range(len(table)), data.sample)))
+        table = table.select(sample_indices(len(table), data.sample, data.sample_seed))
     if data.limit is not None:
         table = table.select(range(min(data.limit, len(table))))
     return table

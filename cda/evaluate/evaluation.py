@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
+from cda.data import sample_indices
 from cda.evaluate import metrics as M
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
 from cda.evaluate.reference import ReferencePairing
@@ -378,7 +378,4 @@ def _round(value: float | None) -> float | None:
 def sample_examples(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
     """``n`` cda counterfactuals spread over the dataset (seeded), in dataset order."""
     cda_rows = [r for r in rows if r["kind"] == "cda"]
-    if len(cda_rows) <= n:
-        return cda_rows
-    chosen = sorted(random.Random(seed).sample(range(len(cda_rows)), n))
-    return [cda_rows[i] for i in chosen]
+    return [cda_rows[i] for i in sample_indices(len(cda_rows), n, seed)]

@@ -40,6 +40,7 @@ import yaml
 
 from cda.cache import fingerprint
 from cda.config import Config
+from cda.data import sample_indices
 from cda.evaluate.build_output import BuildOutput, load_build_output
 from cda.experiment.config import ExperimentConfig
 from cda.experiment.sets import ExperimentDataError, LabelledSet, load_eval_set, load_pool
@@ -106,10 +107,7 @@ def training_sets(build: BuildOutput, config: ExperimentConfig, seeds: list[int]
     task = build.config.task
     originals = build.originals()
     limit = config.budget.train_limit
-    if limit is not None and limit < len(originals):
-        # A seeded sample in file order: the first rows of a file are often one label only.
-        keep = sorted(random.Random(0).sample(range(len(originals)), limit))
-        originals = [originals[i] for i in keep]
+    originals = [originals[i] for i in sample_indices(len(originals), limit, seed=0)]
     if not originals:
         raise ExperimentDataError(f"The build in {build.root} has no original rows to train on")
     labels = Counter(r.label for r in originals)

@@ -20,7 +20,6 @@ import importlib.util
 import io
 import logging
 import lzma
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import datasets
 
 from cda.config import DataConfig, TaskConfig
+from cda.data import sample_indices
 from cda.records import Record
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,8 @@ def load_eval_set(spec, task: TaskConfig, limit: int | None = None, seed: int = 
     if spec.limit is not None and limit is not None:
         limit = min(limit, spec.limit)
     if limit is not None and limit < len(records):
-        # A seeded sample in file order: files are often sorted by label.
-        chosen = sorted(random.Random(seed).sample(range(len(records)), limit))
         dropped["not sampled (limit)"] += len(records) - limit
-        records = [records[i] for i in chosen]
+        records = [records[i] for i in sample_indices(len(records), limit, seed)]
     if dropped:
         log.info("eval set %s: %d rows; left out %s", spec.name, len(records), dict(dropped))
     return LabelledSet(spec.name, records, dropped, source=spec.path)

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 
 from cda.cache import Cache, fingerprint
 from cda.config import Config, DataConfig
+from cda.data import sample_indices
 from cda.explain.attribution import METHODS, grad_x_input, integrated_gradients, occlusion
 from cda.protocols import Attribution, TokenScore
 from cda.records import Record
@@ -530,12 +530,7 @@ def load_classifier(path: str | Path, config: Config) -> TransformersClassifier:
 
 # ---------------------------------------------------------------------- training
 def _training_records(records: list[Record], config: Config, seed: int) -> list[Record]:
-    limit = config.classifier.train.limit
-    if limit is None or limit >= len(records):
-        return list(records)
-    # A seeded sample in file order: the first rows of a file are often one label only.
-    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
-    return [records[i] for i in keep]
+    return [records[i] for i in sample_indices(len(records), config.classifier.train.limit, seed)]
 
 
 def _training_key(records: list[Record], config: Config, seed: int) -> dict[str, Any]:
