@@ -189,7 +189,8 @@ class GenerateConfig(_Strict):
     structured_answers: bool = True
     batch_size: int = Field(default=16, ge=1)
     # Prompts per generator call; the outputs of a call are cached when it finishes.
-    # Default: batch_size for transformers, 256 for vLLM/OpenAI (continuous batching wants many).
+    # Default: what the backend asks for (256 for vLLM/OpenAI: continuous batching wants many),
+    # else batch_size (transformers).
     prompts_per_call: int | None = Field(default=None, ge=1)
     # OpenAI-compatible server (backend: openai).
     base_url: str | None = None

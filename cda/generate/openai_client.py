@@ -76,6 +76,7 @@ class OpenAICompatibleGenerator:
     """
 
     structured_outputs = True
+    prompts_per_call = 256  # requests in flight are capped by ``concurrency``, not by the call
 
     def __init__(
         self,

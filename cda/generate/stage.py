@@ -43,13 +43,13 @@ def sampling_settings(config: Config) -> SamplingSettings:
     )
 
 
-def prompts_per_call(config: Config) -> int:
-    """How many prompts go to the generator at once (``generate.prompts_per_call``)."""
+def prompts_per_call(config: Config, generator: Generator) -> int:
+    """How many prompts go to the generator at once: ``generate.prompts_per_call``, else what the
+    generator asks for (its ``prompts_per_call``: vLLM batches continuously and wants many), else
+    ``generate.batch_size``."""
     if config.generate.prompts_per_call is not None:
         return config.generate.prompts_per_call
-    from cda.generate.backends import resolve_backend
-
-    return config.generate.batch_size if resolve_backend(config) == "transformers" else 256
+    return getattr(generator, "prompts_per_call", None) or config.generate.batch_size
 
 
 class GenerateStage:
@@ -57,7 +57,7 @@ class GenerateStage:
 
     Every prompt's outputs are cached under a key of (generator name, prompt, sampling
     settings with ``n`` and seed, template name and content hash, cache version);
-    prompts not in the cache go to the generator in chunks of ``generate.batch_size``
+    prompts not in the cache go to the generator in chunks of :func:`prompts_per_call`
     and each chunk is stored as soon as it returns, so a killed run resumes where it
     stopped. Outputs that do not parse become candidates with ``segments=None`` and
     ``error`` set (the raw output kept); a backend failure gives ``n`` candidates with
@@ -165,7 +165,7 @@ class GenerateStage:
         missing = [p for p in distinct if p not in outputs]
         if keys:
             log.info("generate: %d prompts, %d cached, %d to generate", len(keys), len(keys) - len(missing), len(missing))
-        chunk = prompts_per_call(config)
+        chunk = prompts_per_call(config, self.generator)
         with tqdm(total=len(missing), desc="Generate", unit="prompt", disable=None) as bar:
             for start in range(0, len(distinct), chunk):
                 prompts = [p for p in distinct[start : start + chunk] if p not in outputs]

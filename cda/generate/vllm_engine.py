@@ -78,6 +78,7 @@ class VLLMGenerator:
     """
 
     structured_outputs = True
+    prompts_per_call = 256  # a shard per engine call: continuous batching wants many
 
     def __init__(
         self,

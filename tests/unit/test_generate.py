@@ -12,7 +12,7 @@ from cda.edit.stage import EditStage
 from cda.generate import backends
 from cda.generate.backends import BackendError, make_generator, make_language_model, resolve_backend
 from cda.generate.parsing import infill_answer_regex
-from cda.generate.stage import NO_SPANS_ERROR, GenerateStage, sampling_settings
+from cda.generate.stage import NO_SPANS_ERROR, GenerateStage, prompts_per_call, sampling_settings
 from cda.protocols import Generation, Generator, LanguageModel, SamplingSettings
 from cda.records import Record, Span
 from tests.fakes import FakeGenerator
@@ -146,7 +146,7 @@ def test_cache_key_covers_template_content(tmp_path):
 
 
 def test_killed_run_keeps_finished_chunks(tmp_path):
-    cfg = make_config(tmp_path, prompts_per_call=1)
+    cfg = make_config(tmp_path, batch_size=1)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, DyingGenerator(alive=1), records_with_plans(cfg))
     resumed = FakeGenerator()
@@ -189,6 +189,15 @@ def test_unstructured_backends_and_rewrite_get_no_regex(tmp_path):
     assert GenerateStage(cfg, Cache(tmp_path / "c"), gen).structured_answers() is False
     rewrite = make_config(tmp_path, mode="rewrite")
     assert GenerateStage(rewrite, Cache(tmp_path / "c"), StructuredGenerator()).structured_answers() is False
+
+
+def test_chunk_size_from_config_then_generator_then_batch_size(tmp_path):
+    class Wide(FakeGenerator):
+        prompts_per_call = 256
+
+    assert prompts_per_call(make_config(tmp_path, batch_size=3), FakeGenerator()) == 3
+    assert prompts_per_call(make_config(tmp_path, batch_size=3), Wide()) == 256
+    assert prompts_per_call(make_config(tmp_path, batch_size=3, prompts_per_call=5), Wide()) == 5
 
 
 def test_parse_failures_are_kept_with_raw_output(tmp_path):
