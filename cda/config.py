@@ -144,6 +144,9 @@ class ExplainConfig(_Strict):
     # Attribute toward the gold label (as AutoCAD) or the classifier's prediction.
     toward: Literal["label", "prediction"] = "label"
     granularity: Literal["word", "noun_chunk"] = "word"
+    # Which words may be rationales: "content" leaves out stop words (the, but, I, would ...)
+    # except negations, which flip a label on their own; "all" lets any non-punctuation word in.
+    words: Literal["content", "all"] = "content"
     top_fraction: float = Field(default=0.3, gt=0, le=1)
     min_score: float = Field(default=0.3, ge=0, le=1)
     max_spans: int | None = Field(default=8, ge=1)
@@ -216,6 +219,80 @@ class GenerateConfig(_Strict):
     lora_path: str | None = None
 
 
+class PairsConfig(_Strict):
+    """Human counterfactual pairs to train the generator on (Kaushik et al. style).
+
+    Either one file holding originals and counterfactuals that share a ``key`` value
+    (``kaushik-cad/sentiment/train_paired.tsv``, ``batch_id``), or a file of revisions
+    ``path`` whose rows ``k*i .. k*i+k-1`` revise row ``i`` of ``originals`` (the NLI
+    ``revised_hypothesis`` files, ``per_original: 2``). Columns are the task's.
+    """
+
+    path: str
+    key: str | None = None
+    originals: str | None = None
+    per_original: int = Field(default=2, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "PairsConfig":
+        if (self.key is None) == (self.originals is None):
+            raise ValueError("generator.train.pairs needs either key (one file of pairs) or originals (pairs by position)")
+        return self
+
+
+class GeneratorTrainConfig(_Strict):
+    """How the counterfactual generator is fine-tuned (LoRA), AutoCAD-style.
+
+    Examples come from human ``pairs`` (blanks where the human changed words, answer: the
+    human's words, conditioned on the target label) and/or ``self_supervised`` masking of
+    the input data's rationale spans (answer: the original words, conditioned on the
+    example's own label). ``unlikelihood`` weighs a term that makes the original words
+    unlikely when the prompt asks for another label (loss = NLL + unlikelihood * UL).
+    """
+
+    pairs: PairsConfig | None = None
+    self_supervised: bool = False
+    # Self-supervised examples: at most this many input records (a seeded sample).
+    self_supervised_limit: int | None = Field(default=None, ge=1)
+    unlikelihood: float = Field(default=0.5, ge=0)
+    max_steps: int = Field(default=300, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    # Longest training sequence (prompt + answer) in tokens; longer examples are skipped.
+    max_length: int = Field(default=160, ge=16)
+    lora: LoraConfig = Field(default_factory=lambda: LoraConfig(r=16, alpha=32, dropout=0.05))
+    # LoRA on the top N transformer layers only (None: all): backpropagation stops there, which
+    # on a CPU makes a step about twice as fast for a small quality cost.
+    top_layers: int | None = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _some_source(self) -> "GeneratorTrainConfig":
+        if self.pairs is None and not self.self_supervised:
+            raise ValueError("generator.train needs pairs (human counterfactual pairs) and/or self_supervised: true")
+        return self
+
+
+class GeneratorConfig(_Strict):
+    """A generator trained for the task: a LoRA adapter on ``generate.model``.
+
+    With this section, ``cda build`` loads the adapter at ``path`` or trains one from
+    ``train`` (cached by content hash, like the classifier), generates with it and the
+    ``trained_infill.v1`` template, which shows ``context_words`` words around each blank.
+    """
+
+    path: str | None = None
+    train: GeneratorTrainConfig | None = None
+    context_words: int = Field(default=6, ge=1)
+    max_blanks: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _path_or_train(self) -> "GeneratorConfig":
+        if self.path is None and self.train is None:
+            raise ValueError("generator needs path (a trained adapter folder) or train (how to train one)")
+        return self
+
+
 class FilterConfig(_Strict):
     """Which candidates are kept: the checks to run and their thresholds."""
 
@@ -268,6 +345,7 @@ class Config(_Strict):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     edit: EditConfig = Field(default_factory=EditConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    generator: GeneratorConfig | None = None
     filter: FilterConfig = Field(default_factory=FilterConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 

@@ -16,6 +16,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import datasets
@@ -134,20 +135,48 @@ class Runner:
         self.summary.classifier = self.components.classifier.name
         return self.components.classifier
 
-    def generator(self) -> Generator:
+    def generator(self, train_records: list[Record] | None = None) -> Generator:
         if self.components.generator is None:
             from cda.generate.backends import make_generator
 
-            self.components.generator = make_generator(self.config)
+            self.components.generator = make_generator(self.generation_config(train_records))
         self.summary.generator = self.components.generator.name
         return self.components.generator
+
+    def generation_config(self, train_records: list[Record] | None = None) -> Config:
+        """The config the generator is built from: with a ``generator`` section, ``generate.lora_path``
+        is its trained adapter (loaded, or trained now and cached; self-supervised examples come
+        from ``train_records`` explained by the task classifier)."""
+        if self.config.generator is None:
+            return self.config
+        from cda.generate.trained.train import load_or_train_generator
+
+        def explained() -> list[Record]:
+            from cda.data import sample_indices
+            from cda.explain.stage import ExplainStage
+
+            train = self.config.generator.train  # type: ignore[union-attr]  # set when self_supervised
+            records = [r.model_copy(deep=True) for r in train_records or []]
+            records = [records[i] for i in sample_indices(len(records), train.self_supervised_limit, self.config.seed)]
+            stage = ExplainStage(self.config, self.cache, self.classifier(train_records))
+            stage.load()
+            try:
+                return stage.process(records)
+            finally:
+                stage.unload()
+
+        start = time.perf_counter()
+        adapter = load_or_train_generator(self.config, self.cache, explained)
+        self.summary.seconds["train_generator"] = time.perf_counter() - start
+        generate = self.config.generate.model_copy(update={"lora_path": str(adapter)})
+        return self.config.model_copy(update={"generate": generate})
 
     def language_model(self) -> LanguageModel | None:
         if self.config.filter.fluency_factor is None or "fluency" not in self.config.filter.checks:
             return None
         if self.components.language_model is None:
             generator = self.generator()
-            if isinstance(generator, LanguageModel):
+            if isinstance(generator, LanguageModel) and getattr(generator, "lora_path", None) is None:
                 self.components.language_model = generator
             else:
                 from cda.generate.backends import make_language_model
@@ -181,7 +210,7 @@ class Runner:
             elif name == "edit":
                 built.append(EditStage(self.config))
             elif name == "generate":
-                built.append(GenerateStage(self.config, self.cache, self.generator()))
+                built.append(GenerateStage(self.config, self.cache, self.generator(train_records)))
             else:
                 built.append(FilterStage(self.config, self.classifier(train_records), self.language_model()))
         return built
@@ -210,7 +239,7 @@ class Runner:
         if not records:
             raise DataError("No usable rows in the input: nothing to augment")
         self.validate(records)
-        if "generate" in stages:
+        if "generate" in stages and (self.config.generator is None or self.config.generator.path is not None):
             self.generator()  # a server backend checks its server here, before any training
         train = self.training_records(records, table_from_config)
         return run_stages(records, self.stages(stages, train), self.summary)
@@ -251,6 +280,38 @@ def build(
     audit = to_audit_dataset(records, config)
     runner.summary.seconds["export"] = time.perf_counter() - start
     return BuildResult(dataset=dataset, audit=audit, records=records, summary=runner.summary)
+
+
+def train_generator(config: Config, use_cache: bool = True) -> Path:
+    """Train (or load from the cache) the generator adapter ``config.generator`` describes.
+
+    Self-supervised examples come from the input data (``data.path``), explained by the task
+    classifier (trained or loaded as ``cda build`` would).
+
+    Returns:
+        The adapter folder (in the cache; a temporary folder with ``use_cache=False``).
+
+    Raises:
+        ConfigError: the config has no ``generator`` section.
+
+    Examples:
+        >>> from cda import load_config
+        >>> adapter = train_generator(load_config("configs/imdb_trained.yaml"))  # doctest: +SKIP
+        >>> (adapter / "adapter_config.json").is_file()  # doctest: +SKIP
+        True
+    """
+    from cda.config import ConfigError
+
+    if config.generator is None:
+        raise ConfigError(
+            "The config has no generator section: add generator.train (pairs and/or self_supervised) to train one; "
+            "see configs/imdb_trained.yaml"
+        )
+    runner = Runner(config, use_cache=use_cache)
+    train_records = None
+    if config.generator.train is not None and config.generator.train.self_supervised:
+        train_records = runner.training_records(runner.records(load_table(config.data)), from_config=True)
+    return Path(str(runner.generation_config(train_records).generate.lora_path))
 
 
 def augment(

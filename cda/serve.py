@@ -43,6 +43,7 @@ from cda.generate.vllm_setup import (
     has_cuda,
     is_local,
     kv_cache_bytes,
+    lora_rank,
     require_vllm,
     resolve_dtype,
     resolve_model_folder,
@@ -97,6 +98,7 @@ def server_command(
     enforce_eager: bool | None = None,
     gpu_memory_utilization: float = 0.9,
     kv_cache_gb: float | None = None,
+    lora_path: str | Path | None = None,
     python: str = sys.executable,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
@@ -129,6 +131,10 @@ def server_command(
         cmd.append("--no-enable-chunked-prefill")
     if "max_num_batched_tokens" in scheduler:
         cmd += ["--max-num-batched-tokens", str(scheduler["max_num_batched_tokens"])]
+    if lora_path is not None:  # the adapter is served under its folder name beside the base model
+        adapter = Path(lora_path).expanduser()
+        cmd += ["--enable-lora", "--max-loras", "1", "--max-lora-rank", str(lora_rank(adapter)),
+                "--lora-modules", f"{adapter.name}={adapter.resolve()}"]  # fmt: skip
     return cmd + list(extra_args)
 
 
@@ -226,6 +232,7 @@ def start_server(
     kv_cache_gb: float | None = None,
     log_file: str | Path | None = None,
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S,
+    lora_path: str | Path | None = None,
     extra_args: Sequence[str] = (),
 ) -> VLLMServer:
     """Start a vLLM OpenAI-compatible server and wait until it is healthy.
@@ -239,6 +246,7 @@ def start_server(
             ``generate.*`` (``None`` picks the CPU/GPU default).
         log_file: write the server's output here (default: this process's stdout/stderr).
         health_timeout_s: how long to wait for ``/health``.
+        lora_path: a peft LoRA adapter (``cda train-generator``), served under its folder name.
         extra_args: more ``vllm serve`` flags, passed as given.
 
     Returns:
@@ -260,7 +268,7 @@ def start_server(
     cmd = server_command(
         folder, host=host, port=port, served_model_name=name, gpu=gpu, dtype=dtype, max_model_len=max_model_len,
         enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
-        extra_args=extra_args,
+        lora_path=lora_path, extra_args=extra_args,
     )  # fmt: skip
     env = {**os.environ, **(gpu_env if gpu else cpu_env)(offline=is_local(folder))}
     log_handle = None
@@ -350,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--kv-cache-gb", type=float, default=None)
     parser.add_argument("--log-file", default=None)
+    parser.add_argument("--lora", default=None, help="a LoRA adapter folder, served under its folder name")
     parser.add_argument("--health-timeout", type=float, default=DEFAULT_HEALTH_TIMEOUT_S)
     parser.add_argument("--server-pid-file", default=None, help="write the vLLM process (group) id here")
     args = parser.parse_args(argv)
@@ -359,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model, args.host, args.port, cache_root=args.cache_root, dtype=args.dtype,
             max_model_len=args.max_model_len, kv_cache_gb=args.kv_cache_gb, log_file=args.log_file,
             health_timeout_s=args.health_timeout, extra_args=extra, server_pid_file=args.server_pid_file,
+            lora_path=args.lora,
         )  # fmt: skip
     except (ServerError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

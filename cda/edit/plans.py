@@ -18,6 +18,8 @@ Examples:
 
 from __future__ import annotations
 
+import re
+
 from cda.config import EditConfig, TaskConfig
 from cda.records import EditPlan, Record, Span
 from cda.tasks import editable_segments, target_labels
@@ -135,3 +137,47 @@ def make_plans(record: Record, task: TaskConfig, edit: EditConfig) -> list[EditP
                 )
             )
     return plans
+
+
+def masked_window(text: str, spans: list[Span], blank: str = "[BLANK{i}]", context_words: int | None = None) -> str:
+    """The masked text cut to ``context_words`` words on each side of every blank.
+
+    Parts around blanks that lie further apart are joined with `` … ``, so the prompt for a
+    long review stays short (the trained generator sees the same windows in training and at
+    generation). ``None`` keeps the whole masked text. ``spans`` must be sorted and
+    non-overlapping (as :func:`merge_spans` returns them); blanks keep their global numbers.
+
+    Examples:
+        >>> text = "one two three four five six seven eight nine ten"
+        >>> masked_window(text, [Span(segment="t", start=8, end=13)], context_words=1)
+        'two [BLANK1] four'
+        >>> spans = [Span(segment="t", start=0, end=3), Span(segment="t", start=45, end=48)]
+        >>> masked_window(text, spans, context_words=1)
+        '[BLANK1] two … nine [BLANK2]'
+    """
+    if context_words is None or not spans:
+        return mask_segment(text, spans, blank)
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    windows: list[list[int]] = []  # character ranges, merged when their words touch
+    for span in spans:
+        inside = [k for k, (s, e) in enumerate(words) if e > span.start and s < span.end] or [0]
+        first, last = max(0, inside[0] - context_words), min(len(words) - 1, inside[-1] + context_words)
+        start, end = min(words[first][0], span.start), max(words[last][1], span.end)
+        if windows and start <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], end)
+        else:
+            windows.append([start, end])
+    parts = []
+    for start, end in windows:
+        inner, numbers = [], []
+        for k, span in enumerate(spans, start=1):
+            if start <= span.start and span.end <= end:
+                inner.append(span.model_copy(update={"start": span.start - start, "end": span.end - start}))
+                numbers.append(k)
+        piece, pos = [], 0
+        for k, span in zip(numbers, inner):
+            piece += [text[start + pos : start + span.start], blank.format(i=k)]
+            pos = span.end
+        piece.append(text[start + pos : end])
+        parts.append("".join(piece))
+    return " … ".join(parts)

@@ -153,6 +153,25 @@ def select_spans(
     return spans
 
 
+# Stop words that flip a label on their own: they stay eligible as rationales.
+NEGATIONS = frozenset(
+    "not n't no never nothing none nobody nowhere neither nor without hardly barely cannot".split()
+)
+
+
+def is_content_word(text: str, is_stop: bool) -> bool:
+    """Whether a word may be a rationale with ``explain.words: content``: not a stop word
+    (spaCy's list), unless a negation, and not only digits or symbols.
+
+    Examples:
+        >>> [w for w in ["but", "I", "touching", "n't", "never", "10", "funny"] if is_content_word(w, w in ("but", "I", "n't", "never"))]
+        ['touching', "n't", 'never', 'funny']
+    """
+    if text.lower() in NEGATIONS:
+        return True
+    return not is_stop and any(ch.isalpha() for ch in text)
+
+
 class SpacyMissingError(RuntimeError):
     """The configured spaCy pipeline is not installed."""
 
@@ -237,6 +256,7 @@ class SpanSelector:
                     continue
                 end = tok.idx + len(tok.text)
                 eligible = name in self.editable and not tok.is_punct and end <= seen
+                eligible = eligible and (self.config.words == "all" or is_content_word(tok.text, tok.is_stop))
                 words.append(Word(name, tok.idx, end, tok.text, eligible=eligible, chunk=chunk_of.get(tok.i)))
         return words
 

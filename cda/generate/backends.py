@@ -131,7 +131,8 @@ def make_language_model(config: Config) -> LanguageModel:
         'transformers:SmolLM2-135M-Instruct.Q4_1'
     """
     cls = backend_class("transformers")
-    lm = cls.from_config(config)
+    # Fluency is judged by the base model: an adapter trained to write counterfactuals is no judge of them.
+    lm = cls.from_config(config.model_copy(update={"generate": config.generate.model_copy(update={"lora_path": None})}))
     model = config.generate.model
     if resolve_backend(config) == "openai" and model is not None and not _is_local(model):
         # An OpenAI-compatible server's model name is not something transformers can load here.

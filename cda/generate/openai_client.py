@@ -108,8 +108,9 @@ class OpenAICompatibleGenerator:
     def from_config(cls, config: Any) -> "OpenAICompatibleGenerator":
         """Build from a :class:`~cda.config.Config` (``generate.model``, ``base_url``, ``api_key_env`` ...)."""
         gen = config.generate
+        # A LoRA adapter is requested by the name the server serves it under (`cda serve --lora DIR`: its folder name).
         return cls(
-            gen.model,
+            Path(gen.lora_path).name if gen.lora_path else gen.model,
             base_url=gen.base_url,
             api_key_env=gen.api_key_env,
             concurrency=gen.concurrency,

@@ -9,7 +9,9 @@ Variables every template gets:
 * ``task``: the task name (``sentiment``, ``nli`` ...); ``labels``: all label names
 * ``source_label`` / ``target_label``: the record's label and the label to reach
 * ``segments``: list of ``{name, text, edited}`` in task order; ``segment``: the edited
-  segment's name; ``original``: its text; ``masked``: its text with numbered blanks
+  segment's name; ``original``: its text; ``masked``: its text with numbered blanks;
+  ``window``: ``masked`` cut to ``generator.context_words`` words around each blank (the
+  whole of ``masked`` without a trained generator)
 * ``blanks``: the blank markers (``["[BLANK1]", ...]``)
 * ``spans``: list of ``{blank, text, start, end, score}`` in text order
 
@@ -38,16 +40,21 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cda.config import Config
+from cda.edit.plans import masked_window
 from cda.records import EditPlan, Record, Span
 from cda.tasks import editable_segments, target_labels
 
 TEMPLATE_VARIABLES = (
     "task", "labels", "source_label", "target_label", "segments", "segment",
-    "original", "masked", "blanks", "spans",
+    "original", "masked", "window", "blanks", "spans",
 )  # fmt: skip
 _SUFFIX = ".jinja"
+# The format a generator trained by ``cda train-generator`` learnt (the default with a ``generator`` section).
+TRAINED_TEMPLATE = "trained_infill.v1"
 
 
 class TemplateError(ValueError):
@@ -94,7 +101,7 @@ def template_name(config: Config) -> str:
     """
     spec = config.generate.template
     if spec is None:
-        return f"{config.generate.mode}.v1"
+        return TRAINED_TEMPLATE if config.generator is not None else f"{config.generate.mode}.v1"
     return spec.removesuffix(_SUFFIX) if not _is_path(spec) else spec
 
 
@@ -125,7 +132,9 @@ def load_template(config: Config) -> PromptTemplate:
 
 @lru_cache(maxsize=16)
 def _compile(source: str, name: str) -> jinja2.Template:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    # Templates are shared like configs: they render in Jinja's immutable sandbox, which refuses
+    # attribute access to internals (``''.__class__.__mro__``) and any call that mutates data.
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
     try:
         return env.from_string(source)
     except jinja2.TemplateSyntaxError as e:
@@ -139,6 +148,7 @@ def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str
     """The variables a template is rendered with (see the module docstring)."""
     blanks = [config.edit.blank.format(i=k) for k in range(1, len(plan.spans) + 1)]
     original = record.segments[plan.segment]
+    context = config.generator.context_words if config.generator is not None else None
     return {
         "task": config.task.name,
         "labels": list(config.task.labels),
@@ -148,6 +158,9 @@ def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str
         "segment": plan.segment,
         "original": original,
         "masked": plan.masked,
+        "window": masked_window(original, plan.spans, config.edit.blank, context)
+        if plan.spans and context is not None
+        else plan.masked,
         "blanks": blanks,
         "spans": [
             {
@@ -171,6 +184,11 @@ def render_with(template: PromptTemplate, variables: dict[str, Any]) -> str:
         raise TemplateError(
             f"Prompt template {template.name!r} ({template.origin}) uses an undefined variable: {e.message}. "
             f"Allowed variables: {', '.join(TEMPLATE_VARIABLES)}"
+        ) from None
+    except SecurityError as e:
+        raise TemplateError(
+            f"Prompt template {template.name!r} ({template.origin}) tried something templates may not do: {e}. "
+            f"Templates may only read the variables {', '.join(TEMPLATE_VARIABLES)}"
         ) from None
     except jinja2.TemplateError as e:
         raise TemplateError(f"Prompt template {template.name!r} ({template.origin}) failed to render: {e}") from None

@@ -38,8 +38,9 @@ class TransformersGenerator:
         batch_size: prompts per ``generate`` call (each with ``n`` samples), and texts per
             perplexity forward pass.
         device: ``"cpu"``, ``"cuda"`` ...; default: CUDA when available, else CPU.
+        lora_path: a peft LoRA adapter folder, merged into the weights at load.
 
-    ``name`` is ``"transformers:<model name>"``. Sampling is seeded with
+    ``name`` is ``"transformers:<model name>"`` (``"…+lora:<adapter>"`` with an adapter). Sampling is seeded with
     ``torch.manual_seed(seed)`` before every batch, so the same prompts in the same
     batches give the same outputs on the same machine.
 
@@ -56,22 +57,28 @@ class TransformersGenerator:
         cache_root: str | Path | None = None,
         batch_size: int = 16,
         device: str | None = None,
+        lora_path: str | Path | None = None,
     ) -> None:
         self.model_spec = model
         self.cache_root = Path(cache_root).expanduser() if cache_root else Path.home() / ".cache" / "cda" / "models"
         self.batch_size = batch_size
         self.device = device
+        self.lora_path = Path(lora_path).expanduser() if lora_path else None
         self.name = f"transformers:{resolve_model_name(model)}"
+        if self.lora_path is not None:
+            self.name += f"+lora:{self.lora_path.name}"
         self._model: Any = None
         self._tokenizer: Any = None
 
     @classmethod
     def from_config(cls, config: Any) -> "TransformersGenerator":
-        """Build from a :class:`~cda.config.Config` (``generate.model``, ``generate.batch_size``, cache dir)."""
+        """Build from a :class:`~cda.config.Config` (``generate.model``, ``generate.batch_size``,
+        ``generate.lora_path``, cache dir)."""
         return cls(
             config.generate.model,
             cache_root=config.resolved_cache_dir() / "models",
             batch_size=config.generate.batch_size,
+            lora_path=config.generate.lora_path,
         )
 
     # ------------------------------------------------------------------ loading
@@ -100,6 +107,8 @@ class TransformersGenerator:
                 f"Cannot load the generator model {folder!r}: {e}. generate.model must be an HF model folder, "
                 "a hub id (only when online) or a .gguf file."
             ) from e
+        if self.lora_path is not None:
+            model = _merge_adapter(model, self.lora_path)
         tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -247,3 +256,15 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
         if s and pos >= 0:
             cut = min(cut, pos)
     return text[:cut]
+
+
+def _merge_adapter(model: Any, path: Path) -> Any:
+    """The model with the peft LoRA adapter at ``path`` merged into its weights (no per-token overhead)."""
+    from peft import PeftModel
+
+    if not (path / "adapter_config.json").is_file():
+        raise ModelFileError(
+            f"generate.lora_path {str(path)!r} is not a LoRA adapter folder (no adapter_config.json); "
+            "write one with `cda train-generator --output DIR`"
+        )
+    return PeftModel.from_pretrained(model, str(path)).merge_and_unload()

@@ -36,6 +36,7 @@ from cda.generate.vllm_setup import (
     has_cuda,
     is_local,
     kv_cache_bytes,
+    lora_rank,
     require_vllm,
     resolve_dtype,
     resolve_model_folder,
@@ -45,9 +46,6 @@ from cda.generate.vllm_setup import (
 from cda.protocols import Generation, SamplingSettings
 
 log = logging.getLogger(__name__)
-
-# The LoRA ranks vLLM can be started with (``max_lora_rank``).
-_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
 class VLLMGenerator:
@@ -138,7 +136,7 @@ class VLLMGenerator:
             **scheduler_settings(self.max_model_len, gpu),
         }
         if self.lora_path is not None:
-            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=_lora_rank(self.lora_path))
+            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(self.lora_path))
         kwargs.update(self.engine_args)
         return {k: v for k, v in kwargs.items() if v is not None}
 
@@ -156,7 +154,7 @@ class VLLMGenerator:
         from vllm.lora.request import LoRARequest
 
         if self.lora_path is not None:
-            _lora_rank(self.lora_path)  # checks the folder before the slow engine start
+            lora_rank(self.lora_path)  # checks the folder before the slow engine start
         folder = resolve_model_folder(self.model_spec, self.cache_root)
         gpu = has_cuda()
         apply_env((gpu_env if gpu else cpu_env)(offline=is_local(folder)))
@@ -266,17 +264,3 @@ class VLLMGenerator:
         self.usage.failed += sum(g.error is not None for g in final)
         return final
 
-
-def _lora_rank(path: Path) -> int:
-    """The smallest ``max_lora_rank`` vLLM accepts that fits the adapter's rank."""
-    config = path / "adapter_config.json"
-    if not config.is_file():
-        raise FileNotFoundError(
-            f"generate.lora_path {path} is not a LoRA adapter folder: no adapter_config.json "
-            "(save one with peft's model.save_pretrained)"
-        )
-    rank = int(json.loads(config.read_text(encoding="utf-8")).get("r", 8))
-    for allowed in _LORA_RANKS:
-        if rank <= allowed:
-            return allowed
-    raise ValueError(f"LoRA adapter {path} has rank {rank}; vLLM supports at most {_LORA_RANKS[-1]}")

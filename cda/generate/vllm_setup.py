@@ -14,6 +14,8 @@ Examples:
 
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import os
 from pathlib import Path
@@ -170,3 +172,26 @@ def apply_env(env: dict[str, str]) -> None:
     """Set variables the user has not set (the user's own settings win)."""
     for key, value in env.items():
         os.environ.setdefault(key, value)
+
+
+# The LoRA ranks vLLM can be started with (``max_lora_rank``).
+_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank(path: Path) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that fits the adapter's rank.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a peft adapter folder.
+    """
+    config = path / "adapter_config.json"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"generate.lora_path {path} is not a LoRA adapter folder: no adapter_config.json "
+            "(save one with peft's model.save_pretrained)"
+        )
+    rank = int(json.loads(config.read_text(encoding="utf-8")).get("r", 8))
+    for allowed in _LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ValueError(f"LoRA adapter {path} has rank {rank}; vLLM supports at most {_LORA_RANKS[-1]}")

@@ -63,19 +63,22 @@ def test_selects_the_sentiment_words_toward_the_source_label(tmp_path):
 
 
 def test_neutral_text_has_no_strong_words(tmp_path):
-    # Every word scores the same tiny 0.01: all normalise to 1, so the first 30 % (2 of 6) are picked.
+    # Every word scores the same tiny 0.01: all normalise to 1, so the first 30 % of the content
+    # words ("saw", "Tuesday": I, it, on, a are stop words) are picked: 1 of 2.
     out = run(ExplainStage(make_config(), Cache(tmp_path), FakeClassifier()), records()[2:])
-    assert [s.text for s in out[0].spans] == ["I saw"]
+    assert [s.text for s in out[0].spans] == ["saw"]
+    every = run(ExplainStage(make_config(words="all"), Cache(tmp_path / "all"), FakeClassifier()), records()[2:])
+    assert [s.text for s in every[0].spans] == ["I saw"]  # 2 of 6 words when function words compete too
     assert out[0].probs == {"Negative": 0.5, "Positive": 0.5}
 
 
 def test_toward_prediction_uses_the_predicted_label(tmp_path):
     # Labelled Positive but the text is negative: toward the prediction, the negative words are picked.
     record = Record(index=0, segments={"text": "An awful, dull story."}, label="Positive")
-    label = run(ExplainStage(make_config(), Cache(tmp_path / "a"), FakeClassifier()), [record.model_copy(deep=True)])
-    pred = run(ExplainStage(make_config(toward="prediction"), Cache(tmp_path / "b"), FakeClassifier()), [record])
+    label = run(ExplainStage(make_config(top_fraction=0.7), Cache(tmp_path / "a"), FakeClassifier()), [record.model_copy(deep=True)])
+    pred = run(ExplainStage(make_config(toward="prediction", top_fraction=0.7), Cache(tmp_path / "b"), FakeClassifier()), [record])
     assert [s.text for s in pred[0].spans] == ["awful", "dull"]
-    assert [s.text for s in label[0].spans] == ["An", "story"]  # the negative words score below 0
+    assert [s.text for s in label[0].spans] == ["story"]  # the negative words score below 0; "An" is a stop word
 
 
 def test_results_are_cached_per_record(tmp_path):

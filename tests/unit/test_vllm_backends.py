@@ -21,7 +21,8 @@ from cda.edit.stage import EditStage
 from cda.generate.backends import BackendError, backend_class
 from cda.generate.openai_client import OpenAICompatibleGenerator, normalize_base_url
 from cda.generate.stage import GenerateStage
-from cda.generate.vllm_engine import VLLMGenerator, _lora_rank
+from cda.generate.vllm_engine import VLLMGenerator
+from cda.generate.vllm_setup import lora_rank
 from cda.generate.vllm_setup import cpu_has_native_bf16, kv_cache_bytes, resolve_model_name
 from cda.protocols import Generator, SamplingSettings
 from cda.records import Record, Span
@@ -227,7 +228,7 @@ def test_vllm_generator_with_lora(tmp_path):
     kwargs = gen.engine_kwargs("/m", gpu=False)
     assert kwargs["enable_lora"] is True and kwargs["max_lora_rank"] == 16
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
-        _lora_rank(tmp_path)
+        lora_rank(tmp_path)
 
 
 def test_missing_vllm_says_which_extra_to_install(monkeypatch):

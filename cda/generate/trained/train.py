@@ -1,0 +1,345 @@
+"""Fine-tune the counterfactual generator: a LoRA adapter on the generator LLM (AutoCAD).
+
+:func:`load_or_train_generator` is what ``cda train-generator`` and ``cda build`` (with a
+``generator`` section) call: it collects the examples (:mod:`cda.generate.trained.examples`),
+trains a peft LoRA adapter with ``NLL + α·UL`` under accelerate, and keeps the adapter in
+the cache under a hash of everything that changes it (examples, base model, settings,
+seed), so a rerun loads it. The adapter folder is a plain peft folder that vLLM
+(``LoRARequest``, ``vllm serve --lora-modules``) and transformers + peft load, plus
+``cda_generator.json`` (what it was trained on, how long it took) and ``loss.jsonl``.
+
+Examples:
+    >>> from cda import load_config
+    >>> cfg = load_config("configs/imdb_trained.yaml")  # doctest: +SKIP
+    >>> adapter = load_or_train_generator(cfg, Cache(cfg.resolved_cache_dir()))  # doctest: +SKIP
+    >>> sorted(p.name for p in adapter.iterdir())  # doctest: +SKIP
+    ['.complete', 'adapter_config.json', 'adapter_model.safetensors', 'cda_generator.json', 'loss.jsonl']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from cda.cache import Cache, fingerprint
+from cda.config import Config, DataConfig
+from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
+from cda.records import Record
+
+log = logging.getLogger(__name__)
+
+# Bump when example building or training changes what an adapter learns.
+GENERATOR_TRAIN_VERSION = 1
+META_FILE = "cda_generator.json"
+LOSS_FILE = "loss.jsonl"
+
+
+class GeneratorTrainingError(ValueError):
+    """The generator cannot be trained as configured (no examples, unreadable pairs)."""
+
+
+# ---------------------------------------------------------------------- examples
+def human_pairs(config: Config) -> list[tuple[Record, dict[str, str], str, str]]:
+    """``(original, revised segments, target label, edited segment)`` from ``generator.train.pairs``.
+
+    Both directions of every pair are used (a human counterfactual flipped back is the
+    original: both are minimal label-flipping edits).
+
+    Raises:
+        FileNotFoundError: a pairs file does not exist.
+        GeneratorTrainingError: nothing pairs up.
+    """
+    from cda.data import load_table, sample_indices
+    from cda.evaluate.reference import pair_reference, reference_rows
+
+    assert config.generator is not None and config.generator.train is not None
+    spec = config.generator.train.pairs
+    if spec is None:
+        return []
+    task = config.task
+    out: list[tuple[Record, dict[str, str], str, str]] = []
+
+    def add(a: tuple[dict[str, str], str], b: tuple[dict[str, str], str]) -> None:
+        changed = [name for name in a[0] if a[0][name].strip() != b[0][name].strip()]
+        if len(changed) == 1 and a[1] != b[1] and {a[1], b[1]} <= set(task.labels):
+            out.append((Record(index=len(out), segments=a[0], label=a[1]), b[0], b[1], changed[0]))
+            out.append((Record(index=len(out), segments=b[0], label=b[1]), a[0], a[1], changed[0]))
+
+    table = load_table(DataConfig(path=spec.path))
+    rows = reference_rows(table, task)
+    if spec.key is not None:
+        if spec.key not in table.column_names:
+            raise GeneratorTrainingError(f"generator.train.pairs.key {spec.key!r} is not a column of {spec.path}: {table.column_names}")
+        groups: dict[str, list[int]] = {}
+        for j, value in enumerate(table[spec.key]):
+            groups.setdefault(str(value), []).append(j)
+        for members in groups.values():
+            for x, i in enumerate(members):
+                for j in members[x + 1 :]:
+                    add(rows[i], rows[j])
+    else:
+        originals_table = load_table(DataConfig(path=str(spec.originals)))
+        originals = [Record(index=i, segments=s, label=label) for i, (s, label) in enumerate(reference_rows(originals_table, task))]
+        pairing = pair_reference(originals, None, table, task, key=None, per_original=spec.per_original)
+        for cf in pairing.counterfactuals:
+            original = originals[cf.original_index]
+            add((original.segments, original.label), (cf.segments, cf.target))
+    if not out:
+        raise GeneratorTrainingError(f"generator.train.pairs: no original/counterfactual pairs with one edited segment in {spec.path}")
+    keep = sample_indices(len(out) // 2, spec.limit, config.seed)
+    return [out[2 * k + d] for k in keep for d in (0, 1)]
+
+
+def collect_examples(config: Config, explained: Callable[[], list[Record]] | None = None) -> list[InfillExample]:
+    """All training examples ``generator.train`` asks for.
+
+    Args:
+        config: the run config (``generator``, ``task``, ``edit``).
+        explained: with ``self_supervised``, returns the input records with their rationale
+            spans (the Runner runs Explain on them).
+    """
+    assert config.generator is not None and config.generator.train is not None
+    train = config.generator.train
+    examples: list[InfillExample] = []
+    for original, revised, target, segment in human_pairs(config):
+        examples += pair_examples(original, revised, target, segment, config)
+    if train.self_supervised:
+        if explained is None:
+            raise GeneratorTrainingError("generator.train.self_supervised needs the input records and a classifier to explain them")
+        for record in explained():
+            examples += self_supervised_examples(record, config)
+    if not examples:
+        raise GeneratorTrainingError(
+            "No training examples for the generator: the pairs have no word-level edits that fit the answer format "
+            "and self-supervised masking found no rationale spans"
+        )
+    return examples
+
+
+# ---------------------------------------------------------------------- encoding
+def _chat_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt as the generation backends send it: the model's chat template, user turn only."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+    else:
+        text = prompt
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode(tokenizer: Any, example: InfillExample) -> tuple[list[int], list[int], list[int]]:
+    """``(input ids, likely mask, unlikely mask)``: masks mark the answer tokens each loss term uses.
+
+    A likely example trains every answer token and the end-of-turn token; an unlikely one
+    penalises only its replacement tokens.
+    """
+    ids = list(_chat_ids(tokenizer, example.prompt))
+    likely, unlikely = [0] * len(ids), [0] * len(ids)
+    for text, is_value in example.pieces():
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        likely += [0 if example.unlikely else 1] * len(piece)
+        unlikely += [1 if (example.unlikely and is_value) else 0] * len(piece)
+    if not example.unlikely and tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+        likely.append(1)
+        unlikely.append(0)
+    return ids, likely, unlikely
+
+
+# ---------------------------------------------------------------------- training
+def _training_key(examples: list[InfillExample], config: Config, base_name: str) -> dict[str, Any]:
+    assert config.generator is not None and config.generator.train is not None
+    train = config.generator.train
+    return {
+        "version": GENERATOR_TRAIN_VERSION,
+        "examples": fingerprint([[e.prompt, e.answer, e.unlikely] for e in examples]),
+        "base": base_name,
+        "train": train.model_dump(exclude={"pairs", "self_supervised", "self_supervised_limit"}),
+        "seed": config.seed,
+    }
+
+
+def train_generator(examples: list[InfillExample], config: Config, output: Path) -> dict[str, Any]:
+    """Train a LoRA adapter on ``examples`` and save it (peft format) into ``output``.
+
+    Batches are drawn by a seeded generator from the examples; sequences longer than
+    ``generator.train.max_length`` tokens are skipped (counted in the metadata).
+
+    Returns:
+        The metadata written to ``cda_generator.json``.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from cda.generate.model_files import resolve_model_name
+    from cda.generate.trained.loss import generator_loss
+    from cda.generate.transformers_backend import TransformersGenerator
+    from cda.models import set_threads
+
+    assert config.generator is not None and config.generator.train is not None
+    train = config.generator.train
+    set_threads(config.threads)
+    set_seed(config.seed)
+    folder = TransformersGenerator.from_config(config).model_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded = [encode(tokenizer, e) for e in examples]
+    kept = [i for i, (ids, _, _) in enumerate(encoded) if len(ids) <= train.max_length]
+    if not kept:
+        raise GeneratorTrainingError(f"Every training example is longer than generator.train.max_length={train.max_length} tokens")
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    lora = train.lora
+    layers = base.config.num_hidden_layers
+    top = None if train.top_layers is None or train.top_layers >= layers else list(range(layers - train.top_layers, layers))
+    model = get_peft_model(base, PeftLoraConfig(
+        task_type=TaskType.CAUSAL_LM, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules or _linear_modules(base),
+        layers_to_transform=top,
+    ))  # fmt: skip
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train.learning_rate, weight_decay=0.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.05 * train.max_steps), train.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    device = accelerator.device
+    generator = torch.Generator().manual_seed(config.seed)
+    log.info("Training the generator on %d examples (%d too long): %d steps, batch %d, lr %g, LoRA r=%d, UL weight %g",
+             len(kept), len(examples) - len(kept), train.max_steps, train.batch_size, train.learning_rate, lora.r,
+             train.unlikelihood)  # fmt: skip
+    model.train()
+    losses: list[dict[str, float]] = []
+    start, step, order = time.perf_counter(), 0, []
+    log_every = max(1, train.max_steps // 10)
+    with tqdm(total=train.max_steps, desc="Train generator", unit="step", disable=None) as bar:
+        while step < train.max_steps:
+            if not order:
+                order = [kept[i] for i in torch.randperm(len(kept), generator=generator).tolist()]
+            batch, order = order[: train.batch_size], order[train.batch_size :]
+            width = max(len(encoded[i][0]) for i in batch)
+            # Left padding: every answer ends at the right edge, so only the last positions need logits.
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            likely = torch.zeros((len(batch), width))
+            unlikely = torch.zeros((len(batch), width))
+            for row, i in enumerate(batch):
+                seq, lk, ul = encoded[i]
+                ids[row, width - len(seq) :] = torch.tensor(seq)
+                attention[row, width - len(seq) :] = 1
+                likely[row, width - len(seq) :] = torch.tensor(lk, dtype=torch.float)
+                unlikely[row, width - len(seq) :] = torch.tensor(ul, dtype=torch.float)
+            first_answer = int(((likely + unlikely) > 0).float().argmax(dim=1).min().item())
+            keep = min(width, width - first_answer + 1)  # logits from the position before the first answer token
+            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+            ids, attention, positions = ids.to(device), attention.to(device), positions.to(device)
+            logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=keep).logits
+            logits, targets = logits[:, :-1], ids[:, width - keep + 1 :]
+            loss, nll, ul = generator_loss(
+                logits, targets, likely[:, width - keep + 1 :].to(device), unlikely[:, width - keep + 1 :].to(device),
+                train.unlikelihood,
+            )
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append({"step": step, "loss": float(loss.detach()), "nll": nll, "ul": ul})
+            bar.set_postfix(nll=f"{nll:.3f}", ul=f"{ul:.3f}")
+            bar.update(1)
+            if step % log_every == 0:
+                recent = losses[-log_every:]
+                log.info("step %d/%d NLL %.3f UL %.3f (%.0fs)", step, train.max_steps,
+                         sum(r["nll"] for r in recent) / len(recent), sum(r["ul"] for r in recent) / len(recent),
+                         time.perf_counter() - start)  # fmt: skip
+    seconds = time.perf_counter() - start
+    output.mkdir(parents=True, exist_ok=True)
+    accelerator.unwrap_model(model).save_pretrained(str(output))
+    with (output / LOSS_FILE).open("w", encoding="utf-8") as f:
+        for row in losses:
+            f.write(json.dumps(row) + "\n")
+    tail = losses[-max(1, len(losses) // 10) :]
+    meta = {
+        "base_model": resolve_model_name(config.generate.model),
+        "template": "trained_infill.v1",
+        "context_words": config.generator.context_words,
+        "max_blanks": config.generator.max_blanks,
+        "examples": {
+            "used": len(kept),
+            "too_long": len(examples) - len(kept),
+            "likely": sum(not examples[i].unlikely for i in kept),
+            "unlikely": sum(examples[i].unlikely for i in kept),
+            "from_pairs": sum(examples[i].source == "pairs" for i in kept),
+            "self_supervised": sum(examples[i].source == "self_supervised" for i in kept),
+        },
+        "steps": train.max_steps,
+        "epochs": round(train.max_steps * train.batch_size / len(kept), 3),
+        "seconds": round(seconds, 1),
+        "final_nll": round(sum(r["nll"] for r in tail) / len(tail), 4),
+        "final_ul": round(sum(r["ul"] for r in tail) / len(tail), 4),
+        "seed": config.seed,
+    }
+    (output / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    log.info("Trained the generator in %.0fs (%.2fs/step), final NLL %.3f", seconds, seconds / train.max_steps, meta["final_nll"])
+    return meta
+
+
+def _linear_modules(model: Any) -> list[str] | str:
+    """The attention and MLP projections LoRA adapts (Llama/Mistral/Qwen/Gemma names), else every linear layer."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    wanted = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return [n for n in wanted if n in names] or "all-linear"
+
+
+def load_or_train_generator(
+    config: Config, cache: Cache, explained: Callable[[], list[Record]] | None = None
+) -> Path:
+    """The trained adapter's folder: ``generator.path``, else the cached one, else trained now.
+
+    Raises:
+        GeneratorTrainingError: no examples, or ``generator.path`` is not an adapter folder.
+    """
+    from cda.generate.model_files import resolve_model_name
+
+    assert config.generator is not None
+    if config.generator.path is not None:
+        path = Path(config.generator.path).expanduser()
+        if not (path / "adapter_config.json").is_file():
+            raise GeneratorTrainingError(
+                f"generator.path {str(path)!r} is not a LoRA adapter folder (no adapter_config.json); "
+                "write one with `cda train-generator --output DIR`"
+            )
+        return path
+    examples = collect_examples(config, explained)
+    key = cache.key("generator", _training_key(examples, config, resolve_model_name(config.generate.model)))
+    folder = cache.folder(key)
+    if folder is not None:
+        log.info("Loading the trained generator from the cache: %s", folder)
+        return folder
+    staging = cache.staging_folder(key)
+    train_generator(examples, config, staging)
+    cache.commit_folder(staging)
+    return staging
+
+
+def copy_adapter(adapter: Path, output: Path) -> Path:
+    """Copy an adapter folder (without the cache's marker) to ``output`` and return it."""
+    if output.exists():
+        shutil.rmtree(output)
+    shutil.copytree(adapter, output, ignore=shutil.ignore_patterns(".complete"))
+    return output
+
+
+def adapter_meta(adapter: Path) -> dict[str, Any]:
+    """The ``cda_generator.json`` of an adapter folder (``{}`` for a foreign adapter)."""
+    path = Path(adapter) / META_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+

@@ -1,0 +1,175 @@
+"""The trained generator's data and loss: pair alignment, windows, examples, unlikelihood."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cda.config import ConfigError, config_from_dict
+from cda.edit.plans import masked_window
+from cda.generate.trained.alignment import changed_regions
+from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
+from cda.generate.trained.loss import generator_loss, token_unlikelihood
+from cda.generate.trained.train import encode, human_pairs
+from cda.records import Record, Span
+
+TASK = {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]}
+
+
+def make_config(**generator):
+    generator.setdefault("train", {"self_supervised": True})
+    return config_from_dict({"data": {"path": "x.tsv"}, "task": TASK, "generator": generator})
+
+
+def regions(a: str, b: str) -> list[tuple[str, str]]:
+    return [(r.old, r.new) for r in changed_regions(a, b)]
+
+
+# ---------------------------------------------------------------------- alignment
+def test_substitutions_in_several_regions():
+    assert regions("The plot was dull and the acting was flat.", "The plot was gripping and the acting was superb.") == [
+        ("dull", "gripping"),
+        ("flat", "superb"),
+    ]
+
+
+def test_adjacent_edits_form_one_region_with_original_offsets():
+    original = "I really hated this awful film."
+    found = changed_regions(original, "I really loved this wonderful film.")
+    assert [(r.old, r.new) for r in found] == [("hated", "loved"), ("awful", "wonderful")]
+    assert all(original[r.start : r.end] == r.old for r in found)
+    assert regions("a very bad movie", "a truly great movie") == [("very bad", "truly great")]
+
+
+def test_insertion_takes_in_the_next_word():
+    assert regions("I recommend it.", "I do not recommend it.") == [("recommend", "do not recommend")]
+
+
+def test_insertion_at_the_end_takes_in_the_previous_word():
+    assert regions("It was good", "It was good enough") == [("good", "good enough")]
+
+
+def test_deletion_takes_in_the_next_word():
+    assert regions("It was not good at all.", "It was good at all.") == [("not good", "good")]
+
+
+def test_no_change_and_whitespace_only_change_give_no_region():
+    assert regions("Same words here.", "Same words here.") == []
+    assert regions("Same words  here.", "Same\nwords here.") == []
+
+
+# ---------------------------------------------------------------------- windows
+def test_window_keeps_context_words_around_each_blank_and_global_numbers():
+    text = "w1 w2 w3 bad w5 w6 w7 w8 w9 w10 w11 w12 dull w14"
+    bad, dull = text.index("bad"), text.index("dull")
+    spans = [Span(segment="t", start=bad, end=bad + 3), Span(segment="t", start=dull, end=dull + 4)]
+    assert masked_window(text, spans, context_words=2) == "w2 w3 [BLANK1] w5 w6 … w11 w12 [BLANK2] w14"
+    assert masked_window(text, spans, context_words=5).count("…") == 0  # windows that touch merge
+    assert masked_window(text, spans, context_words=None) == text.replace("bad", "[BLANK1]").replace("dull", "[BLANK2]")
+
+
+# ---------------------------------------------------------------------- examples
+def test_pair_examples_mask_what_the_human_changed_and_answer_with_the_human_words():
+    cfg = make_config(max_blanks=2, context_words=2)
+    original = Record(index=0, segments={"text": "A dull start, a slow middle and a weak end."}, label="Negative")
+    revised = {"text": "A lively start, a brisk middle and a strong end."}
+    examples = pair_examples(original, revised, "Positive", "text", cfg)
+    likely = [e for e in examples if not e.unlikely]
+    assert [e.values for e in likely] == [("lively", "brisk"), ("strong",)]
+    assert likely[0].prompt == "Text (Positive): A [BLANK1] start, a [BLANK2] middle and"
+    unlikely = [e for e in examples if e.unlikely]  # the original words, when asked for the target label
+    assert [(e.values, e.prompt.startswith("Text (Positive)")) for e in unlikely] == [(("dull", "slow"), True), (("weak",), True)]
+
+
+def test_pair_regions_that_do_not_fit_the_answer_format_stay_unmasked():
+    cfg = make_config()
+    original = Record(index=0, segments={"text": "Bad. Boring film."}, label="Negative")
+    examples = pair_examples(original, {"text": "Good! Boring film? No, a fun film."}, "Positive", "text", cfg)
+    assert all("," not in v and "!" not in v for e in examples for v in e.values)
+
+
+def test_self_supervised_examples_use_rationales_own_label_and_unlikely_twins():
+    cfg = make_config()
+    record = Record(index=0, segments={"text": "A dull film."}, label="Negative", spans=[Span(segment="text", start=2, end=6)])
+    examples = self_supervised_examples(record, cfg)
+    assert [(e.prompt, e.answer, e.unlikely, e.source) for e in examples] == [
+        ("Text (Negative): A [BLANK1] film.", "[BLANK1]: dull", False, "self_supervised"),
+        ("Text (Positive): A [BLANK1] film.", "[BLANK1]: dull", True, "self_supervised"),
+    ]
+
+
+def test_no_unlikely_twins_without_unlikelihood():
+    cfg = make_config(train={"self_supervised": True, "unlikelihood": 0})
+    record = Record(index=0, segments={"text": "A dull film."}, label="Negative", spans=[Span(segment="text", start=2, end=6)])
+    assert [e.unlikely for e in self_supervised_examples(record, cfg)] == [False]
+
+
+def test_human_pairs_by_key_in_both_directions(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("Sentiment\tText\tbatch_id\nNegative\tA dull film.\t1\nPositive\tA fine film.\t1\nNegative\tLonely row.\t2\n")
+    cfg = make_config(train={"pairs": {"path": str(path), "key": "batch_id"}})
+    pairs = human_pairs(cfg)
+    assert [(o.label, o.segments["text"], r["text"], t) for o, r, t, _ in pairs] == [
+        ("Negative", "A dull film.", "A fine film.", "Positive"),
+        ("Positive", "A fine film.", "A dull film.", "Negative"),
+    ]
+
+
+def test_generator_config_needs_a_source():
+    with pytest.raises(ConfigError, match="generator needs path"):
+        config_from_dict({"data": {"path": "x.tsv"}, "task": TASK, "generator": {}})
+    with pytest.raises(ConfigError, match="pairs .* and/or self_supervised"):
+        make_config(train={})
+    with pytest.raises(ConfigError, match="either key"):
+        make_config(train={"pairs": {"path": "p.tsv"}})
+
+
+def test_trained_template_is_the_default_with_a_generator_section():
+    from cda.generate.prompts import template_name
+
+    assert template_name(make_config()) == "trained_infill.v1"
+
+
+# ---------------------------------------------------------------------- encoding and loss
+class CharTokenizer:
+    """One token per character; id 0 ends the turn."""
+
+    chat_template = None
+    eos_token_id = 0
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def test_encode_masks_answer_tokens_for_each_loss():
+    tok = CharTokenizer()
+    likely = encode(tok, InfillExample("P", "[B1]: ok", ("ok",), blank="[B{i}]"))
+    ids, lk, ul = likely
+    assert "".join(chr(i) for i in ids[:-1]) == "P[B1]: ok" and ids[-1] == 0
+    assert lk == [0] + [1] * (len(ids) - 1) and not any(ul)  # every answer token and the end of turn
+    ids, lk, ul = encode(tok, InfillExample("P", "[B1]: ok", ("ok",), blank="[B{i}]", unlikely=True))
+    assert not any(lk)
+    assert "".join(chr(i) for i, m in zip(ids, ul) if m) == " ok"  # only the replacement, not the marker
+
+
+def test_unlikelihood_gradient_lowers_the_probability_of_the_unlikely_token():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 10, requires_grad=True)
+    targets = torch.tensor([[4, 5, 6]])
+    mask = torch.tensor([[0.0, 1.0, 0.0]])
+    before = torch.softmax(logits.detach(), -1)[0, 1, 5].item()
+    token_unlikelihood(logits, targets, mask).backward()
+    assert logits.grad[0, 1, 5] > 0  # descending the gradient lowers that logit
+    assert torch.all(logits.grad[0, 0] == 0) and torch.all(logits.grad[0, 2] == 0)
+    with torch.no_grad():
+        after = torch.softmax(logits - 1.0 * logits.grad, -1)[0, 1, 5].item()
+    assert after < before
+
+
+def test_generator_loss_adds_weighted_unlikelihood():
+    logits = torch.zeros(1, 2, 4)
+    targets = torch.tensor([[1, 2]])
+    likely, unlikely = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    loss, nll, ul = generator_loss(logits, targets, likely, unlikely, alpha=0.5)
+    assert nll == pytest.approx(1.3863, abs=1e-4) and ul == pytest.approx(0.2877, abs=1e-4)
+    assert float(loss) == pytest.approx(nll + 0.5 * ul, abs=1e-5)
