@@ -301,9 +301,12 @@ class FilterConfig(_Strict):
     fluency_factor: float | None = Field(default=3.0, gt=0)
     # Checks to run (cheap ones first whatever the order here); at least one, since a
     # candidate is accepted only when it passed checks.
-    checks: list[Literal["logic", "minimality", "label", "fluency", "duplicate"]] = Field(
-        default_factory=lambda: ["logic", "minimality", "duplicate", "label", "fluency"], min_length=1
+    checks: list[Literal["logic", "minimality", "words", "label", "fluency", "duplicate"]] = Field(
+        default_factory=lambda: ["logic", "minimality", "words", "duplicate", "label", "fluency"], min_length=1
     )
+    # words: every word the edit adds has at least this English Zipf frequency (wordfreq; 2.0 is
+    # once per ten million words): invented words and other languages fail.
+    min_word_zipf: float = Field(default=2.0, ge=0, le=8)
     # Tokens next to each span that may also change (rewrite mode rephrases around a span);
     # all other text outside the spans must stay as it was, in order.
     span_context: int = Field(default=1, ge=0)

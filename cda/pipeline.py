@@ -146,17 +146,22 @@ class Runner:
     def generation_config(self, train_records: list[Record] | None = None) -> Config:
         """The config the generator is built from: with a ``generator`` section, ``generate.lora_path``
         is its trained adapter (loaded, or trained now and cached; self-supervised examples come
-        from ``train_records`` explained by the task classifier)."""
+        from the classifier's training data, ``classifier.train.path`` or else ``train_records``,
+        explained by the task classifier)."""
         if self.config.generator is None:
             return self.config
         from cda.generate.trained.train import load_or_train_generator
 
         def explained() -> list[Record]:
+            from cda.config import DataConfig
             from cda.data import sample_indices
             from cda.explain.stage import ExplainStage
 
             train = self.config.generator.train  # type: ignore[union-attr]  # set when self_supervised
-            records = [r.model_copy(deep=True) for r in train_records or []]
+            # The labelled data the classifier learns from: classifier.train.path, else the input rows.
+            path = self.config.classifier.train.path
+            labelled = to_records(load_table(DataConfig(path=path)), self.config.task, on_invalid="skip") if path else train_records
+            records = [r.model_copy(deep=True) for r in labelled or []]
             records = [records[i] for i in sample_indices(len(records), train.self_supervised_limit, self.config.seed)]
             stage = ExplainStage(self.config, self.cache, self.classifier(train_records))
             stage.load()

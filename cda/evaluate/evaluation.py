@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from cda.cache import Cache
-from cda.config import Config
+from cda.config import Config, FilterConfig
 from cda.data import sample_indices
 from cda.evaluate import metrics as M
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # The per-counterfactual fields :func:`metrics.aggregate` summarizes.
 FIELDS = (
     "flip_task", "prob_task", "flip_independent", "prob_independent", "edit_distance", "bleu_to_original",
-    "perplexity", "original_perplexity", "perplexity_ratio", "self_bleu", "edit_distance_to_human", "bleu_to_human",
+    "unknown_words", "perplexity", "original_perplexity", "perplexity_ratio", "self_bleu", "edit_distance_to_human", "bleu_to_human",
 )  # fmt: skip
 
 
@@ -277,10 +277,15 @@ def _accuracy(classifier: Classifier, originals: list[Record]) -> float | None:
 
 
 def _distance_rows(rows: list[dict]) -> None:
+    from cda.filter.words import WordsCheck
+
+    # The filter's default words check, as a measure: did the edit add an invented or non-English word?
+    words = WordsCheck(FilterConfig().min_word_zipf)
     distances = M.edit_distances((r["original"], r["counterfactual"]) for r in rows)
     for row, d in zip(rows, distances):
         row["edit_distance"] = round(d, 4)
         row["bleu_to_original"] = round(M.bleu(row["counterfactual"], [row["original"]]), 4)
+        row["unknown_words"] = not words.check(row["original"], row["counterfactual"]).passed
 
 
 def _perplexity_rows(rows: list[dict], lm: LanguageModel, cache: Cache) -> None:

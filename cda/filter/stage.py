@@ -1,7 +1,7 @@
 """The Filter stage: run the configured checks on every candidate, then pick one per plan.
 
 Cheap checks run first on every parsed candidate (``logic``, ``minimality``,
-``duplicate``); the classifier (``label``) sees only candidates that passed all of them,
+``words``, ``duplicate``); the classifier (``label``) sees only candidates that passed all of them,
 and the language model (``fluency``) only those that passed ``label`` too. A check that
 was not run is absent from ``candidate.checks``, so the first failed check is always the
 reason a candidate was dropped. Candidates with an ``error`` get no checks: the error is
@@ -20,6 +20,7 @@ from cda.filter.label import LabelMismatchError, label_checks
 from cda.filter.logic import LogicCheck
 from cda.filter.minimality import MinimalityCheck
 from cda.filter.select import select_all
+from cda.filter.words import WordsCheck
 from cda.protocols import Classifier, LanguageModel
 from cda.records import Candidate, Check, EditPlan, Record
 
@@ -107,6 +108,7 @@ class FilterStage:
         cfg = self.config.filter
         logic = LogicCheck(self.config)
         minimality = MinimalityCheck(cfg.max_edit_distance)
+        words = WordsCheck(cfg.min_word_zipf)
         survivors: list[tuple[Record, EditPlan, Candidate]] = []
         for record in records:
             for plan in record.plans:
@@ -125,6 +127,8 @@ class FilterStage:
                         candidate.checks.append(logic(record, plan, candidate))
                     if "minimality" in run:
                         candidate.checks.append(distance)
+                    if "words" in run:
+                        candidate.checks.append(words(original, candidate, plan.segment))
                     if position in duplicates:
                         candidate.checks.append(duplicates[position])
                     if all(c.passed for c in candidate.checks):

@@ -58,3 +58,49 @@ def test_engine_applies_a_lora_adapter(tmp_path):
         assert [g.texts for g in with_lora] != [g.texts for g in base]
     finally:
         gen.unload()
+
+
+PROMPT = "Text (Positive): The acting was [BLANK1] and the plot was [BLANK2] from start"
+
+
+def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter):
+    """An adapter from `cda train-generator` (LoRA on the top layers only) loads in vLLM and its
+    structured answers parse."""
+    from cda.generate.parsing import infill_answer_regex, parse_infill
+    from cda.generate.vllm_engine import VLLMGenerator
+
+    gen = VLLMGenerator(cache_root=MODEL_CACHE, lora_path=trained_adapter, max_model_len=512)
+    sampling = SamplingSettings(n=4, temperature=0.8, max_new_tokens=32, seed=0, regex=infill_answer_regex(2))
+    try:
+        out = gen.generate([PROMPT], sampling)[0]
+    finally:
+        gen.unload()
+    assert out.error is None and len(out.texts) == 4
+    assert all(parse_infill(text, 2)[1] is None for text in out.texts), out.texts
+
+
+def test_server_serves_the_adapter_under_its_folder_name(trained_adapter, tmp_path):
+    """`cda serve --lora DIR` starts vLLM with --enable-lora; generate.lora_path makes the client ask for it."""
+    import socket
+
+    from cda.config import config_from_dict
+    from cda.generate.openai_client import OpenAICompatibleGenerator
+    from cda.generate.parsing import infill_answer_regex, parse_infill
+    from cda.serve import start_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with start_server(None, port=port, cache_root=MODEL_CACHE, max_model_len=512, kv_cache_gb=0.25,
+                      lora_path=trained_adapter, log_file=tmp_path / "server.log", health_timeout_s=300) as server:  # fmt: skip
+        cfg = config_from_dict({
+            "data": {"path": "x.tsv"},
+            "task": {"segments": {"text": "Text"}, "label_column": "y", "labels": ["Negative", "Positive"]},
+            "generate": {"backend": "openai", "base_url": server.base_url, "lora_path": str(trained_adapter)},
+        })  # fmt: skip
+        gen = OpenAICompatibleGenerator.from_config(cfg)
+        assert gen.model == trained_adapter.name
+        sampling = SamplingSettings(n=2, temperature=0.8, max_new_tokens=32, seed=0, regex=infill_answer_regex(2))
+        out = gen.generate([PROMPT], sampling)[0]
+    assert out.error is None and len(out.texts) == 2
+    assert all(parse_infill(text, 2)[1] is None for text in out.texts), out.texts

@@ -296,11 +296,11 @@ def test_stage_end_to_end_with_fake_classifier():
     stage.unload()
     cands = out[0].plans[0].candidates
     names = [[c.name for c in cand.checks] for cand in cands]
-    assert names[0] == ["logic", "minimality", "duplicate", "label"]
+    assert names[0] == ["logic", "minimality", "words", "duplicate", "label"]
     assert names[1] == [] and cands[1].drop_reason == "parse"
-    assert names[2] == ["logic", "minimality", "duplicate"] and cands[2].drop_reason == "duplicate"
+    assert names[2] == ["logic", "minimality", "words", "duplicate"] and cands[2].drop_reason == "duplicate"
     assert cands[3].drop_reason == "label" and cands[3].label_prob == pytest.approx(0.1)
-    assert names[4] == ["logic", "minimality", "duplicate"] and cands[4].drop_reason == "logic"
+    assert names[4] == ["logic", "minimality", "words", "duplicate"] and cands[4].drop_reason == "logic"
     assert cands[4].label_prob is None and cands[4].edit_distance == pytest.approx(4 / 10)
     assert [c.accepted for c in cands] == [True, False, False, False, False, True]
     # both accepted have P=0.9: candidate 0 (2 edits) beats 5 (2 edits) on sample index
@@ -318,7 +318,7 @@ def test_stage_runs_fluency_only_on_label_survivors_and_is_idempotent():
     stage.process([record])
     cands = record.plans[0].candidates
     assert lm.calls[0] == [ORIGINAL, "The plot was great and the acting was excellent."]
-    assert [c.name for c in cands[0].checks] == ["logic", "minimality", "duplicate", "label", "fluency"]
+    assert [c.name for c in cands[0].checks] == ["logic", "minimality", "words", "duplicate", "label", "fluency"]
     assert cands[0].perplexity == 90.0  # 9 words and cands[1].perplexity is None
     assert [c.checks for c in cands] == [c.checks for c in first]  # a second pass does not stack checks
 
@@ -344,3 +344,14 @@ def test_stage_load_rejects_a_classifier_without_the_task_labels():
 def test_config_needs_at_least_one_check():
     with pytest.raises(ConfigError, match="filter.checks"):
         _config(checks=[])
+
+
+def test_words_check_fails_invented_and_foreign_words_only_where_added():
+    from cda.filter.words import WordsCheck
+
+    check = WordsCheck(2.0)
+    assert not check.check("The film was dull.", "The film was ithorrible.").passed
+    assert not check.check("The film was dull.", "The film was bellissimo.").passed
+    assert check.check("The film was dull.", "The film was superb.").passed
+    # Rare words the original already had are not the edit's doing.
+    assert check.check("Schlockmeister Zqx was dull.", "Schlockmeister Zqx was superb.").passed

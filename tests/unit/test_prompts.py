@@ -130,3 +130,23 @@ def test_check_template_catches_unknown_variable_in_untaken_branch(tmp_path):
     path.write_text("{{ masked }}{% if not spans %}{{ sorce_label }}{% endif %}", encoding="utf-8")
     with pytest.raises(TemplateError, match=r"unknown variable\(s\) \['sorce_label'\]"):
         check_template(make_config(template=str(path)), [RECORD])
+
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ masked.__class__.__init__.__globals__ }}",
+    "{{ cycler.__init__.__globals__.os.system('echo pwned') }}",
+    "{{ spans.append(1) }}{{ masked }}",
+    "{% for s in segments %}{{ s.update({'text': 'x'}) }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_templates_render_in_a_sandbox(tmp_path, source):
+    """Known ways out of Jinja (dunder attributes, globals, mutating the variables) fail with a clear error."""
+    path = tmp_path / "escape.jinja"
+    path.write_text(source, encoding="utf-8")
+    cfg = make_config(template=str(path))
+    with pytest.raises(TemplateError) as err:
+        check_template(cfg, [RECORD])
+    assert str(path) in str(err.value) or "escape" in str(err.value)
