@@ -21,8 +21,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from cda.config import Config, ConfigError, load_config
-from cda.data import DataError
+from cda.config import Config, load_config
 
 app = typer.Typer(help="Build counterfactually augmented datasets: Explain → Edit → Generate → Filter → Export.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,39 +36,49 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute everything;
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
+_VERBOSE = False
+
+
 def _setup_logging(verbose: bool) -> None:
+    global _VERBOSE
+    _VERBOSE = verbose
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code=2)
+def _fail(message: str, code: int = 2) -> None:
+    """Print ``message`` as one red line (its lines joined) and exit with ``code``."""
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    console.print(f"[bold red]Error:[/] {line}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=code)
 
 
 def _config(path: Path, overrides: list[str] | None, extra: list[str] | None = None) -> Config:
-    try:
-        return load_config(path, [*(overrides or []), *(extra or [])])
-    except (ConfigError, FileNotFoundError) as e:
-        _fail(str(e))
-    raise AssertionError  # unreachable: _fail raises
+    return _guard(lambda: load_config(path, [*(overrides or []), *(extra or [])]))
 
 
 def _guard(fn):
-    """Turn the user-input errors of the library into a red one-line message and exit code 2."""
-    from cda.export.dataset import ExportError
-    from cda.export.writer import HubPushError, HubTokenError
-    from cda.filter.label import LabelMismatchError
-    from cda.generate.prompts import TemplateError
+    """Run ``fn``; an error the user can fix (:class:`~cda.errors.CdaError`, a missing file, a
+    refused connection, a permission) prints one line and exits 2, any other error prints one
+    line and exits 1. ``-v`` shows the traceback instead."""
+    from cda.errors import CdaError
 
-    user_errors = (ConfigError, DataError, FileNotFoundError, TemplateError, ConnectionError, ExportError,
-                   HubTokenError, HubPushError, LabelMismatchError)
     try:
         return fn()
-    except user_errors as e:
-        _fail(str(e))
+    except typer.Exit:
+        raise
+    except (CdaError, FileNotFoundError, PermissionError, ConnectionError) as e:
+        if _VERBOSE:
+            raise
+        _fail(str(e) or type(e).__name__)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except Exception as e:  # a bug: still one line, the traceback with -v
+        if _VERBOSE:
+            raise
+        _fail(f"internal error ({type(e).__name__}: {e}); rerun with -v for the traceback", code=1)
 
 
 def print_summary(summary) -> None:
@@ -296,7 +305,7 @@ def evaluate_(
         typer.echo(json.dumps(result.metrics.get("overall", result.metrics), indent=2, default=str))
         console.print(f"Report written to [bold]{result.output_dir}[/] ({', '.join(p.name for p in result.files)})")
 
-    _guard_with(run, "cda.evaluate.judges:JudgeError", "cda.evaluate.reference:ReferenceError")
+    _guard(run)
 
 
 @experiment_app.command("robustness")
@@ -313,7 +322,7 @@ def experiment_robustness(config: ConfigOpt, overrides: Overrides = None,
         result = run_robustness(load_experiment_config(config, list(overrides or [])), output_dir=output)
         console.print(f"Report written to [bold]{result.output_dir}[/]")
 
-    _guard_with(run, "cda.experiment.sets:ExperimentDataError", "cda.evaluate.reference:ReferenceError")
+    _guard(run)
 
 
 @app.command("train-generator")
@@ -341,7 +350,7 @@ def train_generator_(
         console.print(f"Adapter in [bold]{adapter}[/]; generate with it: generator.path={adapter} "
                       f"(or keep the generator.train section: cda build loads it from the cache)")
 
-    _guard_with(run, "cda.generate.trained.train:GeneratorTrainingError")
+    _guard(run)
 
 
 @models_app.command("prepare")
@@ -367,17 +376,6 @@ def serve(
     from cda.serve import serve as serve_fn
 
     _guard(lambda: serve_fn(model=model, host=host, port=port, max_model_len=max_model_len, lora_path=lora))
-
-
-def _guard_with(fn, *extra: str):
-    """:func:`_guard` plus error classes named ``module:Class`` (imported only when the command runs)."""
-    import importlib
-
-    classes = tuple(getattr(importlib.import_module(m), c) for m, c in (e.split(":") for e in extra))
-    try:
-        return _guard(fn)
-    except classes as e:
-        _fail(str(e))
 
 
 def main() -> None:  # pragma: no cover - console entry point

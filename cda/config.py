@@ -18,8 +18,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cda.errors import CdaError
 
-class ConfigError(ValueError):
+
+class ConfigError(CdaError, ValueError):
     """A config file or override is invalid; the message says where and what is allowed."""
 
 

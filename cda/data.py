@@ -20,6 +20,7 @@ from pathlib import Path
 import datasets
 
 from cda.config import DataConfig, TaskConfig
+from cda.errors import CdaError
 from cda.records import Record
 from cda.tasks import clean_text
 
@@ -29,7 +30,7 @@ _SUFFIX_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "js
 ALLOWED_FORMATS = "a .tsv/.csv/.jsonl/.json file, a folder written by datasets' save_to_disk, or hub:owner/name"
 
 
-class DataError(ValueError):
+class DataError(CdaError, ValueError):
     """The input data does not fit the task; the message names the row/column and what is allowed."""
 
 

@@ -15,10 +15,12 @@ import importlib.util
 import os
 from pathlib import Path
 
+from cda.errors import CdaError
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class MissingModelError(RuntimeError):
+class MissingModelError(CdaError, RuntimeError):
     """A default model's wheel is not installed; the message says which one to install."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Sequence
 
+from cda.errors import CdaError
 from cda.generate.vllm_setup import (
     cpu_env,
     eager,
@@ -60,7 +61,7 @@ DEFAULT_PORT = 8000
 DEFAULT_HEALTH_TIMEOUT_S = 300.0
 
 
-class ServerError(RuntimeError):
+class ServerError(CdaError, RuntimeError):
     """The vLLM server did not start or stopped; the message says why and where its log is."""
 
 

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import datasets
 
+from cda.errors import CdaError
+
 log = logging.getLogger(__name__)
 
 IS_COUNTERFACTUAL = "cda_is_counterfactual"
@@ -32,7 +34,7 @@ ORIGINAL_INDEX = "cda_original_index"
 PREFIX = "original_"
 
 
-class NotCdaDatasetError(ValueError):
+class NotCdaDatasetError(CdaError, ValueError):
     """The dataset lacks the ``cda_`` columns that ``cda build`` writes."""
 
 

@@ -10,10 +10,10 @@ Examples:
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
 from cda.evaluate.evaluation import EvalComponents, EvaluationResult, evaluate
 from cda.evaluate.judges import JudgeError
-from cda.evaluate.reference import ReferenceError
+from cda.evaluate.reference import ReferencePairingError
 from cda.training import NotCdaDatasetError
 
 __all__ = [
     "BuildOutput", "Counterfactual", "EvalComponents", "EvaluationResult", "JudgeError", "NotCdaDatasetError",
-    "ReferenceError", "evaluate", "load_build_output",
+    "ReferencePairingError", "evaluate", "load_build_output",
 ]

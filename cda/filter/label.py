@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from cda.errors import CdaError
 from cda.protocols import Classifier
 from cda.records import Check
 
 NAME = "label"
 
 
-class LabelMismatchError(ValueError):
+class LabelMismatchError(CdaError, ValueError):
     """The classifier's labels do not include a label the task needs."""
 
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cda.config import Config
+from cda.errors import CdaError
 from cda.protocols import Generator, LanguageModel
 
 log = logging.getLogger(__name__)
 
 
-class BackendError(RuntimeError):
+class BackendError(CdaError, RuntimeError):
     """A generator backend is unknown or not installed; the message says how to get it."""
 
 

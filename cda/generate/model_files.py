@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from cda.cache import fingerprint
+from cda.errors import CdaError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _COMPLETE = ".complete"
 _SAMPLE = 1 << 20
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(CdaError, RuntimeError):
     """A generator model file is missing or cannot be converted; the message says which and why."""
 
 

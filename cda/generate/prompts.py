@@ -45,6 +45,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cda.config import Config
 from cda.edit.plans import masked_window
+from cda.errors import CdaError
 from cda.records import EditPlan, Record, Span
 from cda.tasks import editable_segments, target_labels
 
@@ -57,7 +58,7 @@ _SUFFIX = ".jinja"
 TRAINED_TEMPLATE = "trained_infill.v1"
 
 
-class TemplateError(ValueError):
+class TemplateError(CdaError, ValueError):
     """A prompt template is missing or does not render; the message names it and what is allowed."""
 
 

@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from cda.config import TaskConfig
-from cda.evaluate import EvalComponents, JudgeError, NotCdaDatasetError, ReferenceError, evaluate, load_build_output
+from cda.evaluate import EvalComponents, JudgeError, NotCdaDatasetError, ReferencePairingError, evaluate, load_build_output
 from cda.evaluate.judges import judge_from_path
 from cda.evaluate.reference import guess_key, pair_reference
 from cda.records import Record
@@ -145,7 +145,7 @@ def test_missing_config_says_where(tmp_path, build_dir):
 def test_reference_that_does_not_pair(build_dir, tmp_path):
     ref = tmp_path / "other.tsv"
     ref.write_text("Sentiment\tText\tbatch_id\nPositive\tSomething else .\t500\nNegative\tAnother .\t500\n")
-    with pytest.raises(ReferenceError, match="None of the 3 originals paired"):
+    with pytest.raises(ReferencePairingError, match="None of the 3 originals paired"):
         evaluate(build_dir, reference=ref, components=_components())
 
 
@@ -162,7 +162,7 @@ def test_reference_that_pairs_partly_warns_with_counts(build_dir, tmp_path, capl
 def test_reference_without_task_columns(build_dir, tmp_path):
     ref = tmp_path / "bad.tsv"
     ref.write_text("label\tsentence\nPositive\tx\n")
-    with pytest.raises(ReferenceError, match="lacks column"):
+    with pytest.raises(ReferencePairingError, match="lacks column"):
         evaluate(build_dir, reference=ref, components=_components())
 
 
@@ -236,7 +236,7 @@ def test_guess_key_ignores_task_and_cda_columns():
     task = TaskConfig(segments={"text": "Text"}, label_column="Sentiment", labels=["Negative", "Positive"])
     assert guess_key(["Text", "Sentiment", "batch_id", "cda_original_index"], ["Sentiment", "Text", "batch_id"], task) == "batch_id"
     assert guess_key(["Text", "Sentiment"], ["Text", "Sentiment"], task) is None
-    with pytest.raises(ReferenceError, match="several key columns"):
+    with pytest.raises(ReferencePairingError, match="several key columns"):
         guess_key(["Text", "Sentiment", "a", "b"], ["Text", "Sentiment", "a", "b"], task)
 
 

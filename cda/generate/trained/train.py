@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache, fingerprint
 from cda.config import Config, DataConfig
+from cda.errors import CdaError
 from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
 from cda.records import Record
 
@@ -40,7 +41,7 @@ META_FILE = "cda_generator.json"
 LOSS_FILE = "loss.jsonl"
 
 
-class GeneratorTrainingError(ValueError):
+class GeneratorTrainingError(CdaError, ValueError):
     """The generator cannot be trained as configured (no examples, unreadable pairs)."""
 
 
