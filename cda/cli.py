@@ -251,7 +251,7 @@ def prompt_render(config: ConfigOpt, row: Annotated[int, typer.Option("--row", h
     cfg = _config(config, overrides)
 
     def run() -> None:
-        from cda.data import load_table
+        from cda.data import DataError, load_table
         from cda.generate.prompts import render_prompt
         from cda.pipeline import Runner, run_stages
         from cda.records import load_records
