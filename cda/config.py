@@ -26,7 +26,8 @@ class ConfigError(CdaError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a YAML `true` is not the number 1, nor "3" the number 3 (YAML already types numbers).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class DataConfig(_Strict):
@@ -48,6 +49,9 @@ class DataConfig(_Strict):
     # Keep only rows where this column is unique (first occurrence), e.g. `batch_id` to
     # take only the originals from a Kaushik paired file.
     dedupe_on: str | None = None
+    # TSV/CSV: refuse a file where a quoted cell swallowed lines that look like rows (a stray
+    # '"'); false reads such a file as it is, with a warning naming the lines.
+    strict_quoting: bool = True
 
 
 class TaskConfig(_Strict):

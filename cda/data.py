@@ -13,6 +13,8 @@ Examples:
 from __future__ import annotations
 
 import csv
+import io
+import json
 import logging
 import random
 from pathlib import Path
@@ -27,6 +29,7 @@ from cda.tasks import clean_text
 log = logging.getLogger(__name__)
 
 _SUFFIX_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "json"}
+_EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
 ALLOWED_FORMATS = "a .tsv/.csv/.jsonl/.json file, a folder written by datasets' save_to_disk, or hub:owner/name"
 
 
@@ -77,20 +80,19 @@ def load_table(data: DataConfig) -> datasets.Dataset:
     if fmt != "hub" and not Path(data.path).exists():
         raise FileNotFoundError(f"Data file not found: {data.path} (data.path must be {ALLOWED_FORMATS})")
     if fmt in ("tsv", "csv"):
-        # pandas-free, quote-aware reading; every value stays a string as written.
-        with open(data.path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ","))
-        if not rows:
-            raise DataError(f"{data.path} has a header but no rows")
-        table = datasets.Dataset.from_list(rows)
+        table = datasets.Dataset.from_list(read_delimited(Path(data.path), "\t" if fmt == "tsv" else ",", data.strict_quoting))
     elif fmt in ("jsonl", "json"):
-        table = datasets.load_dataset("json", data_files=str(data.path), split="train")
+        _check_json(Path(data.path), fmt)
+        table = _read(lambda: datasets.load_dataset("json", data_files=str(data.path), split="train"), data, fmt)
     elif fmt == "disk":
-        loaded = datasets.load_from_disk(data.path)
-        table = _pick_split(loaded, data)
+        table = _pick_split(_read(lambda: datasets.load_from_disk(data.path), data, fmt), data)
     else:
-        loaded = datasets.load_dataset(data.path.removeprefix("hub:"))
-        table = _pick_split(loaded, data)
+        table = _pick_split(_read(lambda: datasets.load_dataset(data.path.removeprefix("hub:")), data, fmt), data)
+    bad = [c for c in table.column_names if c.startswith("cda_")]
+    if bad:
+        raise DataError(
+            f"{data.path}: column(s) {bad} collide with the cda_* provenance columns cda adds; rename them"
+        )
     if data.dedupe_on is not None:
         if data.dedupe_on not in table.column_names:
             raise DataError(f"data.dedupe_on column {data.dedupe_on!r} not in {table.column_names}")
@@ -106,6 +108,110 @@ def load_table(data: DataConfig) -> datasets.Dataset:
     if data.limit is not None:
         table = table.select(range(min(data.limit, len(table))))
     return table
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw[:offset].count(b"\n") + 1
+
+
+def read_delimited(path: Path, delimiter: str, strict_quoting: bool = True) -> list[dict[str, str]]:
+    r"""The rows of a TSV/CSV file as dicts of strings, checked line by line.
+
+    Raises:
+        DataError: the file is not UTF-8 (with the line of the first bad byte), has no rows,
+            a row has more or fewer fields than the header (with its line), or, with
+            ``strict_quoting``, a quoted cell swallowed whole rows (a stray ``"``: the cell
+            holds line breaks and lines with as many delimiters as a row).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "x.tsv"
+        >>> _ = path.write_text('Text\tLabel\n"Good film\tPositive\nBad film\tNegative\n')
+        >>> read_delimited(path, "\t")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        cda.data.DataError: .../x.tsv:2: a quoted cell runs over 1 more line(s) that look like rows ...
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}:{_line_of(raw, e.start)}: not UTF-8 text (byte 0x{raw[e.start]:02x}); re-save the file as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, restkey=_EXTRA)
+    header = reader.fieldnames or []
+    rows: list[dict[str, str]] = []
+    suspicious: list[int] = []
+    start = 2
+    for row in reader:
+        end = reader.line_num
+        if end > start:  # a quoted cell spans lines: legal, unless those lines look like rows of their own
+            rowlike = [
+                line for value in row.values() if isinstance(value, str) for line in str(value).split("\n")[1:]
+                if line.count(delimiter) >= max(1, len(header) - 1)
+            ]  # fmt: skip
+            if rowlike and strict_quoting:
+                raise DataError(
+                    f"{path}:{start}: a quoted cell runs over {len(rowlike)} more line(s) that look like rows "
+                    f"(lines {start}-{end}): a stray '\"' swallowed them. Fix the quote, or set "
+                    "data.strict_quoting: false to read the file as it is"
+                )
+            if rowlike:
+                suspicious.append(start)
+        if _EXTRA in row or None in row.values():
+            count = len(header) + len(row.get(_EXTRA, [])) - sum(v is None for k, v in row.items() if k != _EXTRA)
+            raise DataError(
+                f"{path}:{start}: {count} fields, but the header has {len(header)} ({', '.join(header)}); "
+                f"a stray {'tab' if delimiter == chr(9) else 'comma'} or quote? Quote cells that contain one"
+            )
+        rows.append({k: v for k, v in row.items() if k != _EXTRA})
+        start = end + 1
+    if not header:
+        raise DataError(f"{path} is empty: expected a header line and rows")
+    if not rows:
+        raise DataError(f"{path} has a header but no rows")
+    if suspicious:
+        log.warning("%s: quoted cells spanning lines that look like rows at line(s) %s", path, suspicious[:10])
+    return rows
+
+
+def _check_json(path: Path, fmt: str) -> None:
+    """Raise :class:`DataError` naming the line of the first record that is not a JSON object."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{_line_of(raw, e.start)}: not UTF-8 text; re-save the file as UTF-8") from None
+    if fmt == "jsonl" or not text.lstrip().startswith("["):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno}); one object per line") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}:{number}: a JSON {type(value).__name__}, expected an object per line")
+        return
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise DataError(f"{path}: expected a JSON list of objects (or JSON lines)")
+
+
+def _read(load, data: DataConfig, fmt: str):
+    """``load()``, with a reader's failure turned into a :class:`DataError` that names the format."""
+    try:
+        return load()
+    except (DataError, FileNotFoundError):
+        raise
+    except Exception as e:  # datasets raises many types for a file that is not what it should be
+        raise DataError(
+            f"{data.path} could not be read as {fmt} (data.format={data.format}): {type(e).__name__}: {e}".split("\n")[0]
+        ) from None
 
 
 def _pick_split(loaded: datasets.Dataset | datasets.DatasetDict, data: DataConfig) -> datasets.Dataset:
@@ -128,6 +234,9 @@ def label_names(table: datasets.Dataset, task: TaskConfig) -> list[str]:
     values = table[column]
     if isinstance(feature, datasets.ClassLabel):
         return [feature.int2str(v) for v in values]
+    if isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
+        mapping = ", ".join(f"{i}→{name}" for i, name in enumerate(task.labels))
+        log.warning("label column %r holds integers: mapped by position in task.labels (%s)", column, mapping)
     return [task.labels[v] if isinstance(v, int) and 0 <= v < len(task.labels) else str(v).strip() for v in values]
 
 
@@ -138,6 +247,21 @@ def check_columns(table: datasets.Dataset, task: TaskConfig) -> None:
     if missing:
         detail = ", ".join(f"{key}={col!r}" for key, col in missing.items())
         raise DataError(f"Missing column(s) {detail}; the data has columns {table.column_names}")
+    for key, col in needed.items():
+        feature = table.features[col]
+        text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "null")
+        integer = isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
+        if key == "task.label_column" and not (text or integer or isinstance(feature, datasets.ClassLabel)):
+            raise DataError(f"Label column {col!r} ({key}) holds {_kind(feature)}; expected label names or integer ids")
+        if key != "task.label_column" and not text:
+            raise DataError(f"Text column {col!r} ({key}) holds {_kind(feature)}; expected text")
+
+
+def _kind(feature: object) -> str:
+    """How a column's type reads in an error message."""
+    if isinstance(feature, datasets.Value):
+        return f"{feature.dtype} values"
+    return f"{type(feature).__name__} values (lists or records)"
 
 
 def to_records(table: datasets.Dataset, task: TaskConfig, on_invalid: str = "error") -> list[Record]:

@@ -6,6 +6,8 @@ import json
 
 import datasets
 import pytest
+
+from cda.data import DataError
 import yaml
 
 from cda.config import Config, config_from_dict
@@ -173,7 +175,7 @@ def test_input_with_cda_columns_or_non_text_segments_is_rejected(tmp_path):
     with pytest.raises(ExportError, match=r"already has provenance column\(s\) \['cda_is_counterfactual'\]"):
         to_dataset(_table().add_column("cda_is_counterfactual", [False] * 3), [], config)
     numbers = datasets.Dataset.from_dict({"Text": [1, 2], "Sentiment": ["Negative", "Positive"]})
-    with pytest.raises(ExportError, match="Segment column 'Text' has type"):
+    with pytest.raises(DataError, match=r"Text column 'Text' \(task.segments.text\) holds int64 values; expected text"):
         to_dataset(numbers, [], config)
 
 
