@@ -123,16 +123,20 @@ def build(
     config: ConfigOpt,
     overrides: Overrides = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (default: export.output_dir).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N rows of the data.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate config, data and prompt; train and generate nothing.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N rows of the data.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate config, data, prompt, models and output; train and generate nothing.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an output folder that holds other files than a cda build.")] = False,
     no_cache: NoCache = False,
     verbose: Verbose = False,
 ) -> None:
     """Run the whole pipeline and write the augmented dataset."""
     _setup_logging(verbose)
-    cfg = _config(config, overrides, [f"data.limit={limit}"] if limit else None)
+    cfg = _config(config, overrides, [f"data.limit={limit}"] if limit is not None else None)
     if output is not None:
         cfg.export.output_dir = str(output)
+    from cda.preflight import check_output_dir
+
+    _guard(lambda: check_output_dir(Path(cfg.export.output_dir), overwrite))
     if dry_run:
         _guard(lambda: _dry_run(cfg))
         return
@@ -155,11 +159,13 @@ def build(
 def _dry_run(cfg: Config) -> None:
     from cda.data import load_table, to_records
     from cda.generate.prompts import check_template
+    from cda.preflight import preflight
     from cda.tasks import target_labels
 
     table = load_table(cfg.data)
     records = to_records(table, cfg.task)
     check_template(cfg, records[:1])
+    preflight(cfg)
     plans = sum(len(target_labels(cfg.task, r.label)) for r in records)
     console.print(f"Config, data and prompt template are valid: {len(records)} rows, up to {plans} edit plans, "
                   f"{plans * cfg.generate.n} candidates with generate.n={cfg.generate.n}.")

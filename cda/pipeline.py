@@ -220,11 +220,16 @@ class Runner:
                 built.append(FilterStage(self.config, self.classifier(train_records), self.language_model()))
         return built
 
-    def validate(self, records: list[Record]) -> None:
-        """Cheap checks before any model is trained or loaded: the prompt renders."""
+    def validate(self, records: list[Record], stages: Sequence[str] = ("explain", "edit", "generate", "filter")) -> None:
+        """Cheap checks before any model is trained or loaded: the prompt renders, the models
+        the stages need can be found, a Hub push has its token."""
         from cda.generate.prompts import check_template
+        from cda.preflight import check_hub, check_models
 
         check_template(self.config, records[:1])
+        if self.components.classifier is None or self.components.generator is None:
+            check_models(self.config, tuple(stages))
+        check_hub(self.config)
 
     def training_records(self, records: list[Record], from_config: bool) -> list[Record]:
         """The classifier's default training data: all input rows, even when ``data.limit`` cuts the
@@ -243,7 +248,7 @@ class Runner:
         records = self.records(table)
         if not records:
             raise DataError("No usable rows in the input: nothing to augment")
-        self.validate(records)
+        self.validate(records, stages)
         if "generate" in stages and (self.config.generator is None or self.config.generator.path is not None):
             self.generator()  # a server backend checks its server here, before any training
         train = self.training_records(records, table_from_config)

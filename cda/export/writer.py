@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import datasets
@@ -84,8 +86,35 @@ def write_outputs(
         >>> sorted(p.name for p in out.iterdir())
         ['README.md', 'audit', 'config.yaml', 'dataset', 'summary.json']
     """
-    out = Path(output_dir or config.export.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(output_dir or config.export.output_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the final folder, then swapped in: a crash never leaves a half-written
+    # output, and no file of an earlier run stays among the new ones.
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        _write_all(dataset, audit, summary, config, out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _swap(out, final)
+    log.info("wrote %d rows (%s) to %s", len(dataset), ", ".join(config.export.formats), final)
+    return final
+
+
+def _swap(new: Path, final: Path) -> None:
+    """Put folder ``new`` at ``final``, replacing what was there."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_all(
+    dataset: datasets.Dataset, audit: datasets.Dataset | None, summary: dict, config: Config, out: Path, final: Path
+) -> None:
     formats = list(config.export.formats)
     _write(dataset, "dataset", out, formats)
     audit = audit if config.export.audit else None
@@ -94,10 +123,8 @@ def write_outputs(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     config_yaml = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     (out / "config.yaml").write_text(config_yaml, encoding="utf-8")
-    card = render_card(config, summary, dataset, audit, output_dir=out)
+    card = render_card(config, summary, dataset, audit, output_dir=final)
     (out / "README.md").write_text(card, encoding="utf-8")
-    log.info("wrote %d rows (%s) to %s", len(dataset), ", ".join(formats), out)
-    return out
 
 
 def hub_token(hub: HubConfig) -> str:
