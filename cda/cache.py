@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,3 +85,19 @@ class Cache:
 
     def commit_folder(self, path: Path) -> None:
         (path / ".complete").touch()
+
+    def lock(self, key: str) -> Any:
+        """An inter-process lock for ``key`` (``with cache.lock(key): ...``), so two runs on one
+        cache train a model once: the second waits, then finds the first one's entry.
+
+        Examples:
+            >>> with Cache("/tmp/cda-doctest-cache").lock("classifier/abc"):
+            ...     pass
+        """
+        from filelock import FileLock
+
+        if not self.enabled:
+            return contextlib.nullcontext()
+        path = self.root / "locks" / f"{key.replace('/', '-')}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))

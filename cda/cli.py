@@ -29,6 +29,7 @@ prompt_app = typer.Typer(help="Inspect prompts.", no_args_is_help=True)
 app.add_typer(prompt_app, name="prompt")
 console = Console(stderr=True)
 RECORDS_FILE = "records.jsonl"
+LOG_FILE = "cda.log"  # the engines' output (vLLM, transformers, datasets), in the output folder
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML run config (see configs/).")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. data.path=x.tsv generate.n=8")]
@@ -39,13 +40,12 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")
 _VERBOSE = False
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_file: Path | None = None) -> None:
     global _VERBOSE
     _VERBOSE = verbose
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from cda.logs import setup_logging
+
+    setup_logging(verbose, log_file, console)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -110,7 +110,8 @@ def print_pairs(records, config: Config, k: int = 3) -> None:
             best = plan.best
             if best is None or best.segments is None:
                 continue
-            console.rule(f"#{record.index}: {record.label} → {plan.target_label}  (p={best.label_prob:.2f})")
+            prob = f"  (p={best.label_prob:.2f})" if best.label_prob is not None else ""
+            console.rule(f"#{record.index}: {record.label} → {plan.target_label}{prob}")
             console.print(f"[dim]original:[/]       {record.segments[plan.segment]}", highlight=False)
             console.print(f"[green]counterfactual:[/] {best.segments[plan.segment]}", highlight=False)
             shown += 1
@@ -136,15 +137,29 @@ def build(
         cfg.export.output_dir = str(output)
     from cda.preflight import check_output_dir
 
-    _guard(lambda: check_output_dir(Path(cfg.export.output_dir), overwrite))
+    final = Path(cfg.export.output_dir)
+    _guard(lambda: check_output_dir(final, overwrite))
     if dry_run:
         _guard(lambda: _dry_run(cfg))
         return
     from cda.export.writer import push_to_hub, write_outputs
     from cda.pipeline import build as build_fn
 
+    # The engines' output goes to a log beside the output folder while the run lasts, into it after.
+    log_file = final.parent / f".{final.name}.{LOG_FILE}"
+    _setup_logging(verbose, log_file)
+    console.print(f"[dim]Engine logs: {log_file}[/]", highlight=False)
     result = _guard(lambda: build_fn(cfg, use_cache=not no_cache))
-    out = write_outputs(result.dataset, result.audit, result.summary.as_dict(), cfg, Path(cfg.export.output_dir))
+    out = _guard(lambda: write_outputs(result.dataset, result.audit, result.summary.as_dict(), cfg, final))
+    from cda.logs import close_log_files
+
+    close_log_files()
+    if log_file.is_file():
+        log_file.replace(out / LOG_FILE)
+    failed = result.summary.drops.get("generation", 0)
+    if result.summary.candidates and failed == result.summary.candidates:
+        errors = [c.error for r in result.records for p in r.plans for c in p.candidates if c.error]
+        _fail(f"Every generation failed ({failed} candidates; the input rows are in {out / 'dataset'}): {errors[0]}", code=1)
     if cfg.export.push_to_hub is not None:
         url = _guard(lambda: push_to_hub(result.dataset, cfg.export.push_to_hub, audit=result.audit,
                                          card=(out / "README.md").read_text(encoding="utf-8")))
@@ -195,7 +210,7 @@ def _stage_command(cfg: Config, input_dir: Path | None, output: Path, stages: li
 def explain(config: ConfigOpt, output: Annotated[Path, typer.Option("--output", "-o")], overrides: Overrides = None,
             no_cache: NoCache = False, verbose: Verbose = False) -> None:
     """Train/load the classifier, find rationale spans and plan edits; write records.jsonl."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, output / LOG_FILE)
     cfg = _config(config, overrides)
     _guard(lambda: _stage_command(cfg, None, output, ["explain", "edit"], no_cache))
 
@@ -205,7 +220,7 @@ def generate(config: ConfigOpt, input: Annotated[Path, typer.Option("--input", "
              output: Annotated[Path, typer.Option("--output", "-o")], overrides: Overrides = None,
              no_cache: NoCache = False, verbose: Verbose = False) -> None:
     """Generate candidates for the edit plans in --input; write records.jsonl."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, output / LOG_FILE)
     cfg = _config(config, overrides)
     _guard(lambda: _stage_command(cfg, input, output, ["generate"], no_cache))
 

@@ -210,6 +210,9 @@ class GenerateConfig(_Strict):
     max_retries: int = Field(default=3, ge=0)
     # How long to wait for the server's /v1/models before failing the run.
     health_timeout_s: float = Field(default=15, gt=0)
+    # A request group with no answer at all in this time fails (a hung server), and so do later
+    # groups, at once: the run ends within about a minute with the rows kept and the reason.
+    first_response_timeout_s: float = Field(default=60, gt=0)
     # vLLM engine (backend: vllm) and `cda serve`.
     # auto: bfloat16 on GPU and on CPUs with native bf16 (AVX512-BF16/AMX), else float32
     # (emulated bf16 on an AVX2-only CPU is ~4x slower than float32).

@@ -705,15 +705,16 @@ def load_or_train_classifier(config: Config, cache: Cache, train_records: list[R
         )
     seed = config.seed
     key = cache.key("classifier", _training_key(_training_records(records, config, seed), config, seed))
-    folder = cache.folder(key)
-    if folder is not None:
-        log.info("Loading the trained classifier from the cache: %s", folder)
-        clf = load_classifier(folder, config)
-        clf.origin = "cache"
-        return clf
-    clf = train_classifier(records, config, seed)
-    if cache.enabled:
-        staging = cache.staging_folder(key)
-        clf.save(staging)
-        cache.commit_folder(staging)
+    with cache.lock(key):  # another run training the same classifier: wait for it, then load its result
+        folder = cache.folder(key)
+        if folder is not None:
+            log.info("Loading the trained classifier from the cache: %s", folder)
+            clf = load_classifier(folder, config)
+            clf.origin = "cache"
+            return clf
+        clf = train_classifier(records, config, seed)
+        if cache.enabled:
+            staging = cache.staging_folder(key)
+            clf.save(staging)
+            cache.commit_folder(staging)
     return clf

@@ -68,6 +68,8 @@ class OpenAICompatibleGenerator:
         timeout_s: per-request timeout.
         max_retries: retries per request (with exponential backoff) before it fails.
         health_timeout_s: how long the check before the run waits for the server.
+        first_response_timeout_s: a call in which no request is answered this long fails
+            whole (a hung server), and so does every later call, at once.
         extra_body: more request fields (server-specific, e.g. vLLM's ``top_k``).
 
     ``name`` is ``"openai:<served model name>"``; reading it runs the health check.
@@ -88,6 +90,7 @@ class OpenAICompatibleGenerator:
         timeout_s: float = 120,
         max_retries: int = 3,
         health_timeout_s: float = 15,
+        first_response_timeout_s: float = 60,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -99,6 +102,8 @@ class OpenAICompatibleGenerator:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.health_timeout_s = health_timeout_s
+        self.first_response_timeout_s = first_response_timeout_s
+        self._unresponsive: str | None = None  # set when a call got no answer at all: later calls fail at once
         self.extra_body = dict(extra_body or {})
         self.usage = Usage()
         self._model: str | None = None
@@ -117,6 +122,7 @@ class OpenAICompatibleGenerator:
             timeout_s=gen.timeout_s,
             max_retries=gen.max_retries,
             health_timeout_s=gen.health_timeout_s,
+            first_response_timeout_s=gen.first_response_timeout_s,
         )
 
     @property
@@ -266,12 +272,28 @@ class OpenAICompatibleGenerator:
             return pool.submit(asyncio.run, self._generate_all(prompts, sampling)).result()
 
     async def _generate_all(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
+        if self._unresponsive is not None:
+            return [Generation([], error=self._unresponsive) for _ in prompts]
         openai = self._openai()
         semaphore = asyncio.Semaphore(self.concurrency)
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self._api_key(), timeout=self.timeout_s, max_retries=self.max_retries
         ) as client:
-            results = await asyncio.gather(*(self._one(client, semaphore, p, sampling) for p in prompts))
+            tasks = [asyncio.ensure_future(self._one(client, semaphore, p, sampling)) for p in prompts]
+            done, _ = await asyncio.wait(tasks, timeout=self.first_response_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # not one answer: the server hangs; fail this call and the ones after it now
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._unresponsive = (
+                    f"no answer from {self.base_url} within {self.first_response_timeout_s:g}s "
+                    "(generate.first_response_timeout_s): the server hangs or is overloaded"
+                )
+                log.warning("%s; the remaining generations fail without a request", self._unresponsive)
+                self.usage.prompts += len(prompts)
+                self.usage.failed += len(prompts)
+                return [Generation([], error=self._unresponsive) for _ in prompts]
+            results = await asyncio.gather(*tasks)
         self.usage.prompts += len(prompts)
         failed = [g.error for g in results if g.error is not None]
         self.usage.failed += len(failed)

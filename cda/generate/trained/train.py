@@ -321,13 +321,14 @@ def load_or_train_generator(
         return path
     examples = collect_examples(config, explained)
     key = cache.key("generator", _training_key(examples, config, resolve_model_name(config.generate.model)))
-    folder = cache.folder(key)
-    if folder is not None:
-        log.info("Loading the trained generator from the cache: %s", folder)
-        return folder
-    staging = cache.staging_folder(key)
-    train_generator(examples, config, staging)
-    cache.commit_folder(staging)
+    with cache.lock(key):  # another run training the same adapter: wait for it, then use its result
+        folder = cache.folder(key)
+        if folder is not None:
+            log.info("Loading the trained generator from the cache: %s", folder)
+            return folder
+        staging = cache.staging_folder(key)
+        train_generator(examples, config, staging)
+        cache.commit_folder(staging)
     return staging
 
 

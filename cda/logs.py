@@ -1,0 +1,94 @@
+"""Where log lines go: the terminal shows cda's own progress, a file keeps everything.
+
+By default the terminal gets cda's INFO lines and every library's warnings and errors;
+the engines' chatter (vLLM's start-up report, transformers' weight-loading bars, datasets'
+progress bars) goes to the log file only. vLLM configures its logging from a file named in
+``VLLM_LOGGING_CONFIG_PATH``, read when vLLM is imported (also by its engine process), so
+the file is written and the variable set before any engine starts. ``verbose`` shows
+everything on the terminal, as the libraries print it.
+
+Examples:
+    >>> setup_logging(verbose=False, log_file=None)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+# Libraries whose INFO lines are engine chatter: they reach the terminal from WARNING up.
+_LIBRARIES = ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft", "vllm", "huggingface_hub")
+
+
+def vllm_logging_config(log_file: Path) -> Path:
+    """A ``logging.config.dictConfig`` file for vLLM: everything to ``log_file``, errors to stderr."""
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(log_file), "formatter": "plain", "level": "DEBUG"},
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain", "level": "ERROR"},
+        },
+        "loggers": {"vllm": {"handlers": ["file", "stderr"], "level": "INFO", "propagate": False}},
+    }
+    fd, path = tempfile.mkstemp(prefix="cda-vllm-logging-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    return Path(path)
+
+
+def setup_logging(verbose: bool, log_file: Path | None, console: Console | None = None) -> None:
+    """Terminal handler (rich) and, with ``log_file``, a file handler that keeps every line.
+
+    Args:
+        verbose: DEBUG on the terminal and the libraries as loud as they are.
+        log_file: where the engines' output goes (created with its folder).
+        console: the rich console to print to (default: stderr).
+    """
+    terminal = RichHandler(console=console or Console(stderr=True), show_path=False)
+    terminal.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = [terminal]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler.setLevel(logging.DEBUG)
+        handlers.append(file_handler)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=handlers, force=True)  # fmt: skip
+    if verbose:
+        return
+    terminal.addFilter(_quiet_libraries)
+    if log_file is not None:
+        os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(vllm_logging_config(log_file))
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+    for name in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - both are dependencies
+        pass
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """Terminal filter: a library's record shows from WARNING up, cda's from INFO."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(_LIBRARIES)
+
+
+def close_log_files() -> None:
+    """Close and detach the root logger's file handlers (before their file is moved)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
