@@ -202,6 +202,11 @@ class OpenAICompatibleGenerator:
             raise ConnectionError(
                 f"{url} answered HTTP {e.status_code}: is {self.base_url} an OpenAI-compatible API root (…/v1)?"
             ) from None
+        except Exception as e:  # a 200 answer that is not the API's JSON (an HTML page, a proxy's error text)
+            raise ConnectionError(
+                f"{url} answered something that is not the OpenAI API ({type(e).__name__}); is {self.base_url} "
+                "an OpenAI-compatible API root (…/v1)?"
+            ) from None
         finally:
             client.close()
         self._model = self._pick_model(served)
