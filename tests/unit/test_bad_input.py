@@ -129,7 +129,6 @@ def test_bad_input_is_one_line_before_any_model(tmp_path, monkeypatch, name, fil
         config, args = args[i + 1], args[:i] + args[i + 2 :]
     if not any(a.startswith("data.path=") for a in args):
         args.append(f"data.path={write(tmp_path, 'good.tsv', HEADER + GOOD)}")
-    args.append("data.dedupe_on=null") if not any(a.startswith("data.dedupe_on") for a in args) else None
     start = time.perf_counter()
     result = build(tmp_path, *args, config=config)
     assert result.exit_code == code, result.output
@@ -178,7 +177,7 @@ SERVER_CASES = [
 def test_a_server_that_is_not_an_openai_api_fails_before_training(tmp_path, stub_server, message):
     data = write(tmp_path, "x.tsv", HEADER + GOOD)
     start = time.perf_counter()
-    result = build(tmp_path, f"data.path={data}", "data.dedupe_on=null", "generate.backend=openai",
+    result = build(tmp_path, f"data.path={data}", "generate.backend=openai",
                    f"generate.base_url={stub_server}", "generate.health_timeout_s=5", dry_run=False)  # fmt: skip
     assert result.exit_code == 2, result.output
     assert message in one_line_error(result)
@@ -187,7 +186,7 @@ def test_a_server_that_is_not_an_openai_api_fails_before_training(tmp_path, stub
 
 def test_no_server_at_all_fails_before_training(tmp_path):
     data = write(tmp_path, "x.tsv", HEADER + GOOD)
-    result = build(tmp_path, f"data.path={data}", "data.dedupe_on=null", "generate.backend=openai",
+    result = build(tmp_path, f"data.path={data}", "generate.backend=openai",
                    f"generate.base_url=http://127.0.0.1:{free_port()}/v1", "generate.health_timeout_s=2", dry_run=False)  # fmt: skip
     assert result.exit_code == 2
     assert "No OpenAI-compatible server answered" in one_line_error(result)
@@ -257,3 +256,48 @@ def test_a_hung_server_fails_the_first_group_in_time_and_the_rest_at_once(tmp_pa
     assert all("no answer from" in g.error for g in first + second)
     assert 2 <= middle - start < 8 and end - middle < 1
     print(json.dumps({"hung_server_first_group_s": round(middle - start, 2), "later_group_s": round(end - middle, 3)}))
+
+
+KILLABLE_BUILD = """
+import json, sys, time
+from cda.config import config_from_dict
+from cda.pipeline import Components, build
+from tests.fakes import FakeClassifier, FakeGenerator
+
+class Slow(FakeGenerator):
+    calls = 0
+    def generate(self, prompts, sampling):
+        Slow.calls += 1
+        if Slow.calls == 2 and sys.argv[2] == "die":
+            print("first chunk cached", flush=True)
+            time.sleep(600)  # killed here with SIGKILL
+        return super().generate(prompts, sampling)
+
+config = config_from_dict(json.loads(sys.argv[1]))
+gen = Slow()
+result = build(config, components=Components(classifier=FakeClassifier(), generator=gen))
+print(json.dumps({"calls": Slow.calls, "rows": result.dataset.to_list()}, default=str))
+"""
+
+
+def test_kill_9_and_rerun_gives_an_identical_dataset(tmp_path):
+    data = write(tmp_path, "x.tsv", HEADER + "Negative\tA dull and boring film.\nPositive\tA great, fun film.\nNegative\tAn awful plot.\n")
+    config = {
+        "cache_dir": str(tmp_path / "cache"), "data": {"path": data},
+        "task": {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
+        "generate": {"n": 2, "prompts_per_call": 1}, "filter": {"checks": ["logic", "minimality", "duplicate", "label"]},
+    }  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(mode: str, cache: str) -> subprocess.Popen:
+        args = json.dumps({**config, "cache_dir": str(tmp_path / cache)})
+        return subprocess.Popen([sys.executable, "-c", KILLABLE_BUILD, args, mode], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    dying = run("die", "cache")
+    assert dying.stdout is not None and dying.stdout.readline().strip() == "first chunk cached"
+    os.kill(dying.pid, signal.SIGKILL)
+    dying.wait(timeout=10)
+    resumed = json.loads(run("live", "cache").communicate(timeout=120)[0].splitlines()[-1])
+    clean = json.loads(run("live", "clean-cache").communicate(timeout=120)[0].splitlines()[-1])
+    assert resumed["rows"] == clean["rows"]
+    assert resumed["calls"] == clean["calls"] - 1  # the chunk finished before the kill came from the cache
