@@ -295,8 +295,9 @@ def build(
 def train_generator(config: Config, use_cache: bool = True) -> Path:
     """Train (or load from the cache) the generator adapter ``config.generator`` describes.
 
-    Self-supervised examples come from the input data (``data.path``), explained by the task
-    classifier (trained or loaded as ``cda build`` would).
+    Human pairs come from ``generator.train.pairs``; self-supervised examples from the
+    classifier's training data (``classifier.train.path``, else ``data.path``), explained by the
+    task classifier (trained or loaded as ``cda build`` would).
 
     Returns:
         The adapter folder (in the cache; a temporary folder with ``use_cache=False``).
