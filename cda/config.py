@@ -374,6 +374,8 @@ def _format_error(err: ValidationError, source: str) -> str:
             parent = _model_at(Config, e["loc"][:-1])
             allowed = ", ".join(parent.model_fields) if parent else "?"
             lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
+        elif e["type"] == "value_error":  # our validators' messages name the values already
+            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)

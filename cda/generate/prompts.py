@@ -188,7 +188,7 @@ def render_with(template: PromptTemplate, variables: dict[str, Any]) -> str:
         ) from None
     except SecurityError as e:
         raise TemplateError(
-            f"Prompt template {template.name!r} ({template.origin}) tried something templates may not do: {e}. "
+            f"Prompt template {template.name!r} ({template.origin}) tried something templates may not do: {str(e).rstrip('.')}. "
             f"Templates may only read the variables {', '.join(TEMPLATE_VARIABLES)}"
         ) from None
     except jinja2.TemplateError as e:
