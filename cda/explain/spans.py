@@ -160,17 +160,25 @@ NEGATIONS = frozenset(
 )
 
 
-def is_content_word(text: str, is_stop: bool) -> bool:
-    """Whether a word may be a rationale with ``explain.words: content``: not a stop word
-    (spaCy's list), unless a negation, and not only digits or symbols.
+# Parts of speech that carry a label: what people change to flip sentiment or entailment.
+CONTENT_POS = frozenset({"ADJ", "ADV", "VERB", "NOUN", "INTJ"})
+
+
+def is_content_word(text: str, is_stop: bool, pos: str = "") -> bool:
+    """Whether a word may be a rationale with ``explain.words: content``: a negation, or a word
+    that is not a stop word (spaCy's list), has letters and, when tagged (``pos``), is an
+    adjective, adverb, verb, noun or interjection (names, numbers and pronouns are not).
 
     Examples:
-        >>> [w for w in ["but", "I", "touching", "n't", "never", "10", "funny"] if is_content_word(w, w in ("but", "I", "n't", "never"))]
+        >>> stop = {"but", "I", "n't", "never"}
+        >>> [w for w in ["but", "I", "touching", "n't", "never", "10", "funny"] if is_content_word(w, w in stop)]
         ['touching', "n't", 'never', 'funny']
+        >>> is_content_word("McLaglen", False, "PROPN"), is_content_word("superb", False, "ADJ")
+        (False, True)
     """
     if text.lower() in NEGATIONS:
         return True
-    return not is_stop and any(ch.isalpha() for ch in text)
+    return not is_stop and any(ch.isalpha() for ch in text) and (not pos or pos in CONTENT_POS)
 
 
 class SpacyMissingError(CdaError, RuntimeError):
@@ -186,8 +194,9 @@ _NOT_FOR_WORDS = [
 
 
 @functools.lru_cache(maxsize=4)
-def load_spacy(name: str, parser: bool):
-    """Load a spaCy pipeline once per process: the tokenizer only, or with the parser for noun chunks.
+def load_spacy(name: str, parser: bool, tagger: bool = False):
+    """Load a spaCy pipeline once per process: the tokenizer only, with the tagger for parts of
+    speech (content words), or with the parser for noun chunks.
 
     Raises:
         SpacyMissingError: the pipeline is not installed (the message says how to install it).
@@ -201,7 +210,11 @@ def load_spacy(name: str, parser: bool):
 
     try:
         # Noun chunks need POS tags and dependencies: tok2vec, tagger, attribute_ruler, parser.
-        return spacy.load(name, exclude=["ner", "lemmatizer"] if parser else _NOT_FOR_WORDS)
+        if parser:
+            return spacy.load(name, exclude=["ner", "lemmatizer"])
+        if tagger:
+            return spacy.load(name, exclude=["ner", "lemmatizer", "parser", "senter"])
+        return spacy.load(name, exclude=_NOT_FOR_WORDS)
     except OSError as e:
         raise SpacyMissingError(
             f"spaCy pipeline {name!r} (explain.spacy_model) is not installed: install its wheel, "
@@ -231,14 +244,16 @@ class SpanSelector:
 
     def load(self) -> None:
         if self._nlp is None:
-            self._nlp = load_spacy(self.config.spacy_model, parser=self.config.granularity == "noun_chunk")
+            self._nlp = load_spacy(
+                self.config.spacy_model, parser=self.config.granularity == "noun_chunk", tagger=self.config.words == "content"
+            )
 
     def words(self, segments: dict[str, str], seen_chars: dict[str, int]) -> list[Word]:
         """spaCy words of every segment; eligible = editable segment, seen, not punctuation/space."""
         self.load()
         nlp = self._nlp
         names = list(segments)
-        if self.config.granularity == "noun_chunk":
+        if self.config.granularity == "noun_chunk" or self.config.words == "content":
             docs = list(nlp.pipe(segments[n] for n in names))
         else:
             docs = [nlp.make_doc(segments[n]) for n in names]
@@ -257,7 +272,7 @@ class SpanSelector:
                     continue
                 end = tok.idx + len(tok.text)
                 eligible = name in self.editable and not tok.is_punct and end <= seen
-                eligible = eligible and (self.config.words == "all" or is_content_word(tok.text, tok.is_stop))
+                eligible = eligible and (self.config.words == "all" or is_content_word(tok.text, tok.is_stop, tok.pos_))
                 words.append(Word(name, tok.idx, end, tok.text, eligible=eligible, chunk=chunk_of.get(tok.i)))
         return words
 

@@ -23,7 +23,7 @@ from cda.tasks import editable_segments
 log = logging.getLogger(__name__)
 
 # Bump when attribution or span selection changes what a cached entry holds.
-EXPLAIN_VERSION = "cda.explain.v1"
+EXPLAIN_VERSION = "cda.explain.v2"  # v2: content words by part of speech
 
 
 class ExplainStage:
