@@ -226,6 +226,9 @@ class GenerateConfig(_Strict):
     kv_cache_gb: float | None = Field(default=None, gt=0)
     # A LoRA adapter folder (peft format) applied to every request.
     lora_path: str | None = None
+    # vLLM in-process: merge the adapter into a copy of the weights (made once) instead of vLLM's
+    # LoRA kernels; None: merge on CPU (where the LoRA path is several times slower), not on GPU.
+    merge_lora: bool | None = None
 
 
 class PairsConfig(_Strict):

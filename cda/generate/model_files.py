@@ -161,3 +161,42 @@ def _convert(gguf: Path, out: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def merged_model_folder(base: Path, adapter: Path, cache_root: Path) -> Path:
+    """An HF folder of ``base`` with the peft LoRA ``adapter`` merged into its weights (made once).
+
+    Serving the merged weights costs nothing per token; vLLM's LoRA path on a CPU does. The
+    folder is named after both and a hash of the adapter's files, written beside its final
+    place and renamed in, so a killed merge leaves nothing half-written.
+
+    Raises:
+        ModelFileError: ``adapter`` is not a peft adapter folder.
+    """
+    config = adapter / "adapter_config.json"
+    if not config.is_file():
+        raise ModelFileError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in adapter.iterdir() if p.name.startswith("adapter_")):
+        digest.update(name.encode() + (adapter / name).read_bytes())
+    target = Path(cache_root) / f"{base.name}+{adapter.name}-{digest.hexdigest()[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("Merging LoRA adapter %s into %s (once): %s", adapter, base.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(str(staging))
+        AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(staging))
+        if (base / "generation_config.json").is_file():
+            shutil.copy(base / "generation_config.json", staging / "generation_config.json")
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cda.generate.model_files import merged_model_folder
 from cda.generate.usage import Usage, repeat_greedy, requested_samples
 from cda.generate.vllm_setup import (
     apply_env,
@@ -64,6 +65,9 @@ class VLLMGenerator:
         kv_cache_gb: KV cache size; ``None`` for 1 GiB on CPU and the
             ``gpu_memory_utilization`` share on GPU.
         lora_path: a peft LoRA adapter folder applied to every request.
+        merge_lora: merge the adapter into the weights (a merged copy, made once under
+            ``cache_root``) instead of vLLM's LoRA kernels; ``None``: merge on CPU, where
+            vLLM's LoRA path is several times slower than the base model, not on GPU.
         engine_args: more keyword arguments for ``vllm.LLM`` (they win over the above).
 
     ``name`` is ``"vllm:<model name>"`` (``"vllm:<model>+lora:<adapter>"`` with an
@@ -89,6 +93,7 @@ class VLLMGenerator:
         gpu_memory_utilization: float = 0.9,
         kv_cache_gb: float | None = None,
         lora_path: str | Path | None = None,
+        merge_lora: bool | None = None,
         engine_args: dict[str, Any] | None = None,
     ) -> None:
         self.model_spec = model
@@ -99,6 +104,7 @@ class VLLMGenerator:
         self.gpu_memory_utilization = gpu_memory_utilization
         self.kv_cache_gb = kv_cache_gb
         self.lora_path = Path(lora_path).expanduser() if lora_path else None
+        self.merge_lora = merge_lora
         self.engine_args = dict(engine_args or {})
         self.name = f"vllm:{resolve_model_name(model)}"
         if self.lora_path is not None:
@@ -121,6 +127,7 @@ class VLLMGenerator:
             gpu_memory_utilization=gen.gpu_memory_utilization,
             kv_cache_gb=gen.kv_cache_gb,
             lora_path=gen.lora_path,
+            merge_lora=gen.merge_lora,
         )
 
     # ------------------------------------------------------------------ loading
@@ -135,7 +142,7 @@ class VLLMGenerator:
             "kv_cache_memory_bytes": kv_cache_bytes(self.kv_cache_gb, gpu),
             **scheduler_settings(self.max_model_len, gpu),
         }
-        if self.lora_path is not None:
+        if self.lora_path is not None and not self.merges(gpu):
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(self.lora_path))
         kwargs.update(self.engine_args)
         return {k: v for k, v in kwargs.items() if v is not None}
@@ -157,13 +164,19 @@ class VLLMGenerator:
             lora_rank(self.lora_path)  # checks the folder before the slow engine start
         folder = resolve_model_folder(self.model_spec, self.cache_root)
         gpu = has_cuda()
+        if self.lora_path is not None and self.merges(gpu):
+            folder = str(merged_model_folder(Path(folder), self.lora_path, self.cache_root))
         apply_env((gpu_env if gpu else cpu_env)(offline=is_local(folder)))
         kwargs = self.engine_kwargs(folder, gpu)
         log.info("starting vLLM engine: %s", kwargs)
         self._llm = vllm.LLM(**kwargs)
         self._tokenizer = self._llm.get_tokenizer()
-        if self.lora_path is not None:
+        if self.lora_path is not None and not self.merges(gpu):
             self._lora_request = LoRARequest(self.lora_path.name, 1, str(self.lora_path))
+
+    def merges(self, gpu: bool) -> bool:
+        """Whether the adapter is merged into the weights (``merge_lora``, default: on CPU)."""
+        return (not gpu) if self.merge_lora is None else self.merge_lora
 
     def unload(self) -> None:
         """Stop the engine and free its memory (it restarts on next use)."""

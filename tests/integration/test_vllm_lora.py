@@ -45,7 +45,7 @@ def test_engine_applies_a_lora_adapter(tmp_path):
     model.save_pretrained(adapter)
     del model
 
-    gen = VLLMGenerator(folder, lora_path=adapter, max_model_len=512)
+    gen = VLLMGenerator(folder, lora_path=adapter, max_model_len=512, merge_lora=False)
     greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=12)
     prompts = ["Name a colour.", "Write one word about films."]
     try:
@@ -61,22 +61,29 @@ def test_engine_applies_a_lora_adapter(tmp_path):
 
 
 PROMPT = "Text (Positive): The acting was [BLANK1] and the plot was [BLANK2] from start"
+GREEDY: dict[bool, list[str]] = {}
 
 
-def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter):
-    """An adapter from `cda train-generator` (LoRA on the top layers only) loads in vLLM and its
-    structured answers parse."""
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "lora-request"])
+def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, merge):
+    """An adapter from `cda train-generator` (LoRA on the top layers only) runs in vLLM, merged into
+    the weights (the CPU default) or through vLLM's LoRA path, and its structured answers parse;
+    greedy answers agree between the two."""
     from cda.generate.parsing import infill_answer_regex, parse_infill
     from cda.generate.vllm_engine import VLLMGenerator
 
-    gen = VLLMGenerator(cache_root=MODEL_CACHE, lora_path=trained_adapter, max_model_len=512)
+    gen = VLLMGenerator(cache_root=MODEL_CACHE, lora_path=trained_adapter, max_model_len=512, merge_lora=merge)
     sampling = SamplingSettings(n=4, temperature=0.8, max_new_tokens=32, seed=0, regex=infill_answer_regex(2))
     try:
         out = gen.generate([PROMPT], sampling)[0]
+        greedy = gen.generate([PROMPT], SamplingSettings(n=1, temperature=0, max_new_tokens=32, regex=infill_answer_regex(2)))
     finally:
         gen.unload()
     assert out.error is None and len(out.texts) == 4
     assert all(parse_infill(text, 2)[1] is None for text in out.texts), out.texts
+    GREEDY[merge] = greedy[0].texts
+    if len(GREEDY) == 2:
+        assert GREEDY[True] == GREEDY[False]
 
 
 def test_server_serves_the_adapter_under_its_folder_name(trained_adapter, tmp_path):

@@ -225,8 +225,11 @@ def test_vllm_generator_with_lora(tmp_path):
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 12}))
     gen = VLLMGenerator(lora_path=adapter)
     assert gen.name.endswith("+lora:imdb-cf")
-    kwargs = gen.engine_kwargs("/m", gpu=False)
+    # GPU: vLLM's LoRA kernels; CPU: merged weights (no LoRA in the engine), unless asked otherwise.
+    kwargs = gen.engine_kwargs("/m", gpu=True)
     assert kwargs["enable_lora"] is True and kwargs["max_lora_rank"] == 16
+    assert "enable_lora" not in gen.engine_kwargs("/m", gpu=False)
+    assert VLLMGenerator(lora_path=adapter, merge_lora=False).engine_kwargs("/m", gpu=False)["enable_lora"] is True
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         lora_rank(tmp_path)
 
