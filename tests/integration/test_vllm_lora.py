@@ -61,14 +61,12 @@ def test_engine_applies_a_lora_adapter(tmp_path):
 
 
 PROMPT = "Text (Positive): The acting was [BLANK1] and the plot was [BLANK2] from start"
-GREEDY: dict[bool, list[str]] = {}
 
 
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "lora-request"])
 def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, merge):
     """An adapter from `cda train-generator` (LoRA on the top layers only) runs in vLLM, merged into
-    the weights (the CPU default) or through vLLM's LoRA path, and its structured answers parse;
-    greedy answers agree between the two."""
+    the weights (the CPU default) or through vLLM's LoRA path, and its structured answers parse."""
     from cda.generate.parsing import infill_answer_regex, parse_infill
     from cda.generate.vllm_engine import VLLMGenerator
 
@@ -76,14 +74,11 @@ def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, m
     sampling = SamplingSettings(n=4, temperature=0.8, max_new_tokens=32, seed=0, regex=infill_answer_regex(2))
     try:
         out = gen.generate([PROMPT], sampling)[0]
-        greedy = gen.generate([PROMPT], SamplingSettings(n=1, temperature=0, max_new_tokens=32, regex=infill_answer_regex(2)))
     finally:
         gen.unload()
     assert out.error is None and len(out.texts) == 4
     assert all(parse_infill(text, 2)[1] is None for text in out.texts), out.texts
-    GREEDY[merge] = greedy[0].texts
-    if len(GREEDY) == 2:
-        assert GREEDY[True] == GREEDY[False]
+
 
 
 def test_server_serves_the_adapter_under_its_folder_name(trained_adapter, tmp_path):
