@@ -264,6 +264,13 @@ class VLLMGenerator:
                     results[i] = Generation([], error=f"vLLM engine error: {type(e).__name__}: {e}")
             if outputs is not None:
                 for i, output in zip(runnable, outputs):
+                    # A request the engine aborted (it died mid-call) ends without "stop" or "length":
+                    # an error, never an empty answer (the Generate stage would cache it).
+                    aborted = [c.finish_reason for c in output.outputs if c.finish_reason not in ("stop", "length")]
+                    if aborted or not output.outputs:
+                        reason = aborted[0] if aborted else "no outputs"
+                        results[i] = Generation([], error=f"vLLM did not finish the request (finish_reason={reason})")
+                        continue
                     texts = repeat_greedy([c.text.strip() for c in output.outputs], sampling)
                     self.usage.add(
                         prompt_tokens=len(output.prompt_token_ids or []),

@@ -7,6 +7,7 @@ resuming from the generation cache. Real vLLM is tested in tests/integration/tes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -22,8 +23,7 @@ from cda.generate.backends import BackendError, backend_class
 from cda.generate.openai_client import OpenAICompatibleGenerator, normalize_base_url
 from cda.generate.stage import GenerateStage
 from cda.generate.vllm_engine import VLLMGenerator
-from cda.generate.vllm_setup import lora_rank
-from cda.generate.vllm_setup import cpu_has_native_bf16, kv_cache_bytes, resolve_model_name
+from cda.generate.vllm_setup import cpu_has_native_bf16, kv_cache_bytes, lora_rank, resolve_model_name
 from cda.protocols import Generator, SamplingSettings
 from cda.records import Record, Span
 from cda.serve import server_command
@@ -260,3 +260,29 @@ def test_greedy_asks_for_one_sample_and_repeats_it():
         out = gen.generate(["Fill [BLANK1]."], SamplingSettings(n=3, temperature=0.0))
     assert server.requests[0]["n"] == 1 and server.requests[0]["top_p"] == 1.0
     assert out[0].texts == ["[BLANK1]: great"] * 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+def test_requests_the_engine_aborted_are_errors_not_empty_answers():
+    """An engine that dies mid-call returns its requests unfinished: they must fail (and so be
+    retried by a rerun), never become empty answers that the Generate stage would cache."""
+    from types import SimpleNamespace
+
+    class Tokenizer:
+        chat_template = None
+
+        def __call__(self, text):
+            return {"input_ids": [1, 2, 3]}
+
+    def output(reason):
+        return SimpleNamespace(prompt_token_ids=[1, 2, 3], outputs=[SimpleNamespace(text="", token_ids=[], finish_reason=reason)])
+
+    class DyingLLM:
+        def generate(self, inputs, params, use_tqdm, lora_request):
+            return [output("stop"), output("abort"), output(None)]
+
+    gen = VLLMGenerator(max_model_len=64)
+    gen._llm, gen._tokenizer = DyingLLM(), Tokenizer()
+    ok, aborted, unfinished = gen.generate(["a", "b", "c"], SamplingSettings(n=1, max_new_tokens=4))
+    assert ok.error is None and ok.texts == [""]
+    assert "finish_reason=abort" in aborted.error and "finish_reason=None" in unfinished.error
