@@ -316,9 +316,10 @@ class FilterConfig(_Strict):
     checks: list[Literal["logic", "minimality", "words", "label", "fluency", "duplicate"]] = Field(
         default_factory=lambda: ["logic", "minimality", "words", "duplicate", "label", "fluency"], min_length=1
     )
-    # words: every word the edit adds has at least this English Zipf frequency (wordfreq; 2.0 is
-    # once per ten million words): invented words and other languages fail.
-    min_word_zipf: float = Field(default=2.0, ge=0, le=8)
+    # words: every word the edit adds has at least this English Zipf frequency (wordfreq; 1.0 is
+    # once per hundred million words: invented words fail) and is not a word of another
+    # language that is rare in English.
+    min_word_zipf: float = Field(default=1.0, ge=0, le=8)
     # Tokens next to each span that may also change (rewrite mode rephrases around a span);
     # all other text outside the spans must stay as it was, in order.
     span_context: int = Field(default=1, ge=0)

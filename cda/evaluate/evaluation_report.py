@@ -33,7 +33,7 @@ SIDE_BY_SIDE = (
     ("token edit distance to original (mean)", "edit_distance", "mean"),
     ("token edit distance to original (median)", "edit_distance", "median"),
     ("BLEU to original (mean)", "bleu_to_original", "mean"),
-    ("share adding an invented or non-English word (wordfreq Zipf < 2)", "unknown_words", "mean"),
+    ("share adding an invented or foreign word (filter.words)", "unknown_words", "mean"),
     ("perplexity (median)", "perplexity", "median"),
     ("perplexity ratio to original (median)", "perplexity_ratio", "median"),
     ("perplexity ratio to original (mean)", "perplexity_ratio", "mean"),

@@ -3,14 +3,19 @@
 A small generator invents words ("ithorrible") or switches language ("bellissimo"), and
 perplexity over a whole review barely notices one odd word. This check looks only at the
 words the edit added (tokens of the edited segment that the original lacks) and asks
-wordfreq (Speer, 2022) how common each is in English: a word rarer than ``min_zipf``
-(Zipf scale: 2.0 is once per ten million words; "schlock" 2.2, "bellissimo" 1.7, an
-invented word 0) fails the candidate. Tokens with digits or punctuation are not judged.
+wordfreq (Speer, 2022) how common each is: a word rarer in English than ``min_zipf`` (Zipf
+scale: 1.0 is once per hundred million words; an invented word is 0) fails, and so does a
+word that is more than ``foreign_margin`` more common in Italian, Spanish, French, German,
+Portuguese or Dutch than in English while rare in English ("bellissimo": 1.7 in English,
+4.7 in Italian). Rare real words people write ("monotonously" 1.8, "crappiest" 1.8) pass.
+Tokens with digits or punctuation are not judged.
 
 Examples:
-    >>> WordsCheck(2.0).check("A dull film.", "A bellissimo film.").reason
-    "added word(s) not known as English: 'bellissimo'"
-    >>> WordsCheck(2.0).check("A dull film.", "A lively film.").passed
+    >>> WordsCheck().check("A dull film.", "A bellissimo film.").reason
+    "added word(s) from another language: 'bellissimo' (it)"
+    >>> WordsCheck().check("A dull film.", "An ithorrible film.").reason
+    "added word(s) not known as English: 'ithorrible'"
+    >>> WordsCheck().check("A dull film.", "A monotonously paced film.").passed
     True
 """
 
@@ -41,27 +46,49 @@ def added_words(original: str, edited: str) -> list[str]:
     return out
 
 
+# Languages a small multilingual model drifts into; a word much more common in one is foreign.
+OTHER_LANGUAGES = ("it", "es", "fr", "de", "pt", "nl")
+# Above this English Zipf frequency a word is English whatever else it is ("film", "formidable").
+COMMON_ENGLISH = 3.5
+
+
 class WordsCheck:
-    """Passes when every added word has an English Zipf frequency of at least ``min_zipf``.
+    """Passes when every added word is English: Zipf frequency at least ``min_zipf``, and not a
+    word of another language that is rare in English.
 
     Args:
         min_zipf: ``filter.min_word_zipf``.
+        foreign_margin: how much more common (Zipf) in another language makes a word foreign.
     """
 
     name = NAME
 
-    def __init__(self, min_zipf: float) -> None:
+    def __init__(self, min_zipf: float = 1.0, foreign_margin: float = 1.5) -> None:
         self.min_zipf = min_zipf
+        self.foreign_margin = foreign_margin
+
+    def problem(self, word: str) -> tuple[str, str] | None:
+        """``("unknown", "")`` or ``("foreign", language)`` when the word fails, else ``None``."""
+        from wordfreq import zipf_frequency
+
+        english = zipf_frequency(word, "en")
+        if english < self.min_zipf:
+            return "unknown", ""
+        if english < COMMON_ENGLISH:
+            other, lang = max((zipf_frequency(word, lang), lang) for lang in OTHER_LANGUAGES)
+            if other > english + self.foreign_margin:
+                return "foreign", lang
+        return None
 
     def check(self, original: str, edited: str) -> Check:
         """The check for one edited segment against its original."""
-        from wordfreq import zipf_frequency
-
-        rare = [w for w in added_words(original, edited) if zipf_frequency(w, "en") < self.min_zipf]
-        if rare:
-            listed = ", ".join(repr(w) for w in rare[:3])
-            return Check(name=self.name, passed=False, reason=f"added word(s) not known as English: {listed}", value=len(rare))
-        return Check(name=self.name, passed=True, value=0)
+        problems = [(w, p) for w in added_words(original, edited) if (p := self.problem(w)) is not None]
+        if not problems:
+            return Check(name=self.name, passed=True, value=0)
+        kind = problems[0][1][0]
+        listed = ", ".join(repr(w) + (f" ({lang})" if lang else "") for w, (k, lang) in problems[:3] if k == kind)
+        what = "not known as English" if kind == "unknown" else "from another language"
+        return Check(name=self.name, passed=False, reason=f"added word(s) {what}: {listed}", value=len(problems))
 
     def __call__(self, original: str, candidate: Candidate, segment: str) -> Check:
         return self.check(original, (candidate.segments or {}).get(segment, ""))
