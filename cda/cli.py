@@ -103,20 +103,22 @@ def print_summary(summary) -> None:
 
 
 def print_pairs(records, config: Config, k: int = 3) -> None:
-    """A few original → counterfactual pairs, edited segment only."""
-    shown = 0
-    for record in records:
-        for plan in record.plans:
-            best = plan.best
-            if best is None or best.segments is None:
-                continue
-            prob = f"  (p={best.label_prob:.2f})" if best.label_prob is not None else ""
-            console.rule(f"#{record.index}: {record.label} → {plan.target_label}{prob}")
-            console.print(f"[dim]original:[/]       {record.segments[plan.segment]}", highlight=False)
-            console.print(f"[green]counterfactual:[/] {best.segments[plan.segment]}", highlight=False)
-            shown += 1
-            if shown >= k:
-                return
+    """The ``k`` counterfactuals the filter is surest of (highest target-label probability), each
+    as its edits (``old → new``) and the edited text."""
+    from rich.markup import escape
+
+    from cda.generate.trained.alignment import changed_regions
+
+    chosen = [(record, plan, plan.best) for record in records for plan in record.plans
+              if plan.best is not None and plan.best.segments is not None]  # fmt: skip
+    chosen.sort(key=lambda item: -(item[2].label_prob or 0.0))
+    for record, plan, best in chosen[:k]:
+        prob = f"  (p={best.label_prob:.2f})" if best.label_prob is not None else ""
+        console.rule(f"#{record.index}: {record.label} → {plan.target_label}{prob}")
+        original, edited = record.segments[plan.segment], best.segments[plan.segment]
+        edits = "; ".join(f"[red]{escape(r.old)}[/] → [green]{escape(r.new)}[/]" for r in changed_regions(original, edited))
+        console.print(f"[dim]edits:[/]          {edits}", highlight=False)
+        console.print(f"[green]counterfactual:[/] {escape(edited)}", highlight=False)
 
 
 @app.command()
