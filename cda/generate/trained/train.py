@@ -226,28 +226,13 @@ def train_generator(examples: list[InfillExample], config: Config, output: Path)
             if not order:
                 order = [kept[i] for i in torch.randperm(len(kept), generator=generator).tolist()]
             batch, order = order[: train.batch_size], order[train.batch_size :]
-            width = max(len(encoded[i][0]) for i in batch)
-            # Left padding: every answer ends at the right edge, so only the last positions need logits.
-            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            likely = torch.zeros((len(batch), width))
-            unlikely = torch.zeros((len(batch), width))
-            for row, i in enumerate(batch):
-                seq, lk, ul = encoded[i]
-                ids[row, width - len(seq) :] = torch.tensor(seq)
-                attention[row, width - len(seq) :] = 1
-                likely[row, width - len(seq) :] = torch.tensor(lk, dtype=torch.float)
-                unlikely[row, width - len(seq) :] = torch.tensor(ul, dtype=torch.float)
-            first_answer = int(((likely + unlikely) > 0).float().argmax(dim=1).min().item())
-            keep = min(width, width - first_answer + 1)  # logits from the position before the first answer token
-            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-            ids, attention, positions = ids.to(device), attention.to(device), positions.to(device)
+            ids, attention, positions, likely, unlikely = (t.to(device) for t in _collate([encoded[i] for i in batch], tokenizer.pad_token_id))
+            # Logits only from the position before the first answer token on (answers end at the right edge).
+            keep = ids.shape[1] - int(((likely + unlikely) > 0).float().argmax(dim=1).min().item()) + 1
+            keep = min(keep, ids.shape[1])
             logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=keep).logits
-            logits, targets = logits[:, :-1], ids[:, width - keep + 1 :]
-            loss, nll, ul = generator_loss(
-                logits, targets, likely[:, width - keep + 1 :].to(device), unlikely[:, width - keep + 1 :].to(device),
-                train.unlikelihood,
-            )
+            cut = ids.shape[1] - keep + 1
+            loss, nll, ul = generator_loss(logits[:, :-1], ids[:, cut:], likely[:, cut:], unlikely[:, cut:], train.unlikelihood)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -291,6 +276,24 @@ def train_generator(examples: list[InfillExample], config: Config, output: Path)
     (output / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     log.info("Trained the generator in %.0fs (%.2fs/step), final NLL %.3f", seconds, seconds / train.max_steps, meta["final_nll"])
     return meta
+
+
+def _collate(encoded: list[tuple[list[int], list[int], list[int]]], pad_id: int) -> tuple[Any, ...]:
+    """Left-padded ``(ids, attention mask, position ids, likely mask, unlikely mask)`` tensors."""
+    import torch
+
+    width = max(len(seq) for seq, _, _ in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    likely = torch.zeros((len(encoded), width))
+    unlikely = torch.zeros((len(encoded), width))
+    for row, (seq, lk, ul) in enumerate(encoded):
+        ids[row, width - len(seq) :] = torch.tensor(seq)
+        attention[row, width - len(seq) :] = 1
+        likely[row, width - len(seq) :] = torch.tensor(lk, dtype=torch.float)
+        unlikely[row, width - len(seq) :] = torch.tensor(ul, dtype=torch.float)
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+    return ids, attention, positions, likely, unlikely
 
 
 def _linear_modules(model: Any) -> list[str] | str:
