@@ -38,6 +38,9 @@ class Word:
     """One spaCy token of a segment: ``[start, end)`` characters, its score, and whether it may be picked.
 
     ``chunk`` numbers the noun chunk the word belongs to (unique across segments), if any.
+    ``editable``: in an editable segment, seen by the classifier, not punctuation; ``eligible``:
+    editable and a word that may be picked on its own (a content word, with ``words: content``).
+    A picked word's noun chunk brings its editable words along ("the" with "film").
     """
 
     segment: str
@@ -47,6 +50,7 @@ class Word:
     score: float = 0.0
     eligible: bool = True
     chunk: int | None = None
+    editable: bool = True
 
 
 def word_scores(words: Sequence[tuple[int, int]], tokens: Iterable[tuple[int, int, float]]) -> list[float]:
@@ -132,7 +136,7 @@ def select_spans(
     picked = {i for i in ranked if norm[i] >= min_score}
     if granularity == "noun_chunk":
         chunks = {words[i].chunk for i in picked if words[i].chunk is not None}
-        picked |= {i for i in eligible if words[i].chunk in chunks}
+        picked |= {i for i, w in enumerate(words) if w.editable and w.chunk in chunks}
 
     spans: list[Span] = []
     run: list[int] = []
@@ -140,7 +144,7 @@ def select_spans(
         if run and (i != run[-1] + 1 or words[i].segment != words[run[-1]].segment):
             first, last = words[run[0]], words[run[-1]]
             # Chunk-mates added without a score of their own keep the span scored by its best word.
-            score = max(norm[j] for j in run)
+            score = max(norm.get(j, 0.0) for j in run)
             spans.append(Span(segment=first.segment, start=first.start, end=last.end, score=score))
             run = []
         if i >= 0:
@@ -271,9 +275,9 @@ class SpanSelector:
                 if tok.is_space:
                     continue
                 end = tok.idx + len(tok.text)
-                eligible = name in self.editable and not tok.is_punct and end <= seen
-                eligible = eligible and (self.config.words == "all" or is_content_word(tok.text, tok.is_stop, tok.pos_))
-                words.append(Word(name, tok.idx, end, tok.text, eligible=eligible, chunk=chunk_of.get(tok.i)))
+                editable = name in self.editable and not tok.is_punct and end <= seen
+                eligible = editable and (self.config.words == "all" or is_content_word(tok.text, tok.is_stop, tok.pos_))
+                words.append(Word(name, tok.idx, end, tok.text, eligible=eligible, chunk=chunk_of.get(tok.i), editable=editable))
         return words
 
     def spans(self, segments: dict[str, str], attribution: Attribution) -> list[Span]:
