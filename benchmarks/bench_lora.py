@@ -6,9 +6,11 @@ with the trained generator's template (``trained_infill.v1``) and decoded under 
 answer regex, ``--n`` samples each, as the Generate stage sends them. Two engines, one at a
 time, on the same converted SmolLM2:
 
-* ``base``: a plain engine (no LoRA support compiled in);
-* ``lora``: an engine started with ``enable_lora`` and every request carrying the adapter
-  (``LoRARequest``) — the vLLM LoRA overhead is the ratio of the two.
+* ``base``: a plain engine on the base weights (what zero-shot prompting costs);
+* ``merged``: a plain engine on a copy of the weights with the adapter merged in (cda's
+  default on CPU, ``generate.merge_lora``);
+* ``lora``: an engine started with ``enable_lora``, every request carrying the adapter
+  (``LoRARequest``; cda's default on GPU) — the vLLM LoRA overhead is its ratio to ``merged``.
 
     python benchmarks/bench_lora.py --adapter outputs/adapters/imdb-pairs
 """
@@ -53,17 +55,18 @@ def main() -> None:
         print(f"{len(work)} prompts, e.g. {work[0][2]!r}", flush=True)
         sampling = sampling_settings(config)
         rows = []
-        for name, lora in (("base", None), ("lora", args.adapter)):
-            engine = VLLMGenerator(lora_path=lora, max_model_len=512)
+        for name, lora, merge in (("base", None, None), ("merged", args.adapter, True), ("lora", args.adapter, False)):
+            engine = VLLMGenerator(lora_path=lora, merge_lora=merge, max_model_len=512)
             engine.load()
             try:
                 rows.append(measure(name, engine, work, sampling, engine._tokenizer, "infill", structured=True))
             finally:
                 engine.unload()
-        base, lora = rows
+        base, merged, lora = rows
         print(json.dumps({
-            "lora_over_base_seconds": round(lora["seconds"] / base["seconds"], 3),
-            "base_tokens_per_s": base["tokens_per_s"], "lora_tokens_per_s": lora["tokens_per_s"],
+            "merged_over_base_seconds": round(merged["seconds"] / base["seconds"], 3),
+            "lora_over_merged_seconds": round(lora["seconds"] / merged["seconds"], 3),
+            "tokens_per_s": {r["variant"]: r["tokens_per_s"] for r in rows},
         }))  # fmt: skip
 
 
