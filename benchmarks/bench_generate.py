@@ -299,7 +299,7 @@ def main() -> None:
                 rows[name]["speedup_vs_loop_tokens"] = round(rows[name]["tokens_per_s"] / rows["loop"]["tokens_per_s"], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\n| variant | prompts | samples | tokens | counterfactuals | s | tokens/s | cf/s | x loop (cf/s) |")
+    print("\n| variant | prompts | samples | tokens | counterfactuals | s | tokens/s | cf/s | x loop (cf/s) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results["rows"]:
         if r["variant"] == "stage":

@@ -573,7 +573,7 @@ def train_classifier(records: list[Record], config: Config, seed: int | None = N
     from accelerate.utils import set_seed
     from peft import LoraConfig as PeftLoraConfig
     from peft import TaskType, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     from cda.models import set_threads
 

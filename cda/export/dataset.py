@@ -32,7 +32,7 @@ from typing import Any
 import datasets
 
 from cda.config import Config, TaskConfig
-from cda.data import DataError, check_columns, label_names
+from cda.data import check_columns, label_names
 from cda.errors import CdaError
 from cda.records import Candidate, EditPlan, Record, Span
 
