@@ -230,9 +230,9 @@ def test_generation_faults_keep_every_row_with_a_reason(tmp_path, stub_server, r
     assert candidates and all(c.drop_reason == reason for c in candidates)
     if error is not None:
         assert all(error in (c.error or "") for c in candidates), candidates[0].error
-    if reason == "hang":
-        # Two plans, one per call: the first waits the deadline, the second fails at once.
-        assert seconds < 3 + 10
+    if error == "no answer from":
+        # Two plans, one per call: the first waits the 3 s deadline, the second fails at once.
+        assert 3 <= seconds < 3 + 10
 
 
 def test_a_hung_server_fails_the_first_group_in_time_and_the_rest_at_once(tmp_path):
