@@ -8,7 +8,15 @@ the file is written and the variable set before any engine starts. ``verbose`` s
 everything on the terminal, as the libraries print it.
 
 Examples:
-    >>> setup_logging(verbose=False, log_file=None)  # doctest: +SKIP
+    >>> import io
+    >>> before = logging.getLogger().handlers[:], logging.getLogger().level
+    >>> terminal = io.StringIO()
+    >>> setup_logging(verbose=False, log_file=None, console=Console(file=terminal, width=100))
+    >>> logging.getLogger("cda.explain").info("Explained 200 records")
+    >>> logging.getLogger("transformers.modeling_utils").info("Loading weights")  # chatter: not shown
+    >>> "Explained 200 records" in terminal.getvalue(), "Loading weights" in terminal.getvalue()
+    (True, False)
+    >>> logging.basicConfig(handlers=before[0], level=before[1], force=True)  # the logging as it was
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def originals(dataset: datasets.Dataset) -> datasets.Dataset:
     """The user's original rows.
 
     Examples:
-        >>> originals(augmented)["text"][:1]  # doctest: +SKIP
-        ['A dull film.']
+        >>> list(originals(augmented)["Text"])  # an exported dataset: two reviews, one counterfactual of each
+        ['A dull film.', 'Loved it.']
     """
     return dataset.select(_split_indices(dataset)[0])
 
@@ -76,8 +76,8 @@ def counterfactuals(dataset: datasets.Dataset) -> datasets.Dataset:
     """The generated counterfactual rows.
 
     Examples:
-        >>> counterfactuals(augmented)["cda_target_label"][:1]  # doctest: +SKIP
-        ['Positive']
+        >>> list(counterfactuals(augmented)["cda_target_label"])
+        ['Positive', 'Negative']
     """
     return dataset.select(_split_indices(dataset)[1])
 
@@ -95,8 +95,8 @@ def mix(
         shuffle: shuffle the mixed rows (else originals first, then counterfactuals).
 
     Examples:
-        >>> len(mix(ds, counterfactuals_per_original=0.5))  # doctest: +SKIP
-        150
+        >>> len(mix(augmented, counterfactuals_per_original=0.5))  # 2 originals + 1 counterfactual
+        3
     """
     if counterfactuals_per_original < 0:
         raise ValueError(f"counterfactuals_per_original must be >= 0, got {counterfactuals_per_original}")
@@ -130,8 +130,8 @@ def pair_counterfactuals(
             original is missing are dropped with a warning that counts them.
 
     Examples:
-        >>> pairs = pair_counterfactuals(augmented)  # doctest: +SKIP
-        >>> pairs[0]["original_Text"], pairs[0]["Text"]  # doctest: +SKIP
+        >>> pairs = pair_counterfactuals(augmented)
+        >>> pairs[0]["original_Text"], pairs[0]["Text"]
         ('A dull film.', 'A great film.')
     """
     require_cda_columns(dataset)
@@ -172,9 +172,10 @@ class CounterfactualPairCollator:
         prefix: the prefix :func:`pair_counterfactuals` gave the original's columns.
 
     Examples:
-        >>> collator = CounterfactualPairCollator(tokenizer, ["Text"], "Sentiment", ["Negative", "Positive"])  # doctest: +SKIP
-        >>> batch = collator([pairs[0], pairs[1]])  # doctest: +SKIP
-        >>> batch["labels"].tolist()  # doctest: +SKIP
+        >>> pairs = pair_counterfactuals(augmented)
+        >>> collator = CounterfactualPairCollator(tokenizer, ["Text"], "Sentiment", ["Negative", "Positive"])
+        >>> batch = collator([pairs[0], pairs[1]])  # original 1, counterfactual 1, original 2, counterfactual 2
+        >>> batch["labels"].tolist()
         [0, 1, 1, 0]
     """
 

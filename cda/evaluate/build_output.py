@@ -6,9 +6,9 @@ The exported dataset keeps the user's columns and adds ``cda_`` columns; origina
 as the task cleans it, labels as names) for the evaluation and the experiment.
 
 Examples:
-    >>> out = load_build_output("outputs/imdb")  # doctest: +SKIP
-    >>> len(out.originals()), len(out.counterfactuals())  # doctest: +SKIP
-    (245, 187)
+    >>> out = load_build_output(build_dir)  # a tiny `cda build` output folder
+    >>> len(out.originals()), len(out.counterfactuals())
+    (3, 2)
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def load_build_output(path: str | Path, config: str | Path | Config | None = Non
         NotCdaDatasetError: the dataset lacks the ``cda_`` columns.
 
     Examples:
-        >>> out = load_build_output("outputs/imdb/dataset")  # doctest: +SKIP
-        >>> out.config.task.labels, out.audit is not None  # doctest: +SKIP
+        >>> out = load_build_output(build_dir / "dataset")
+        >>> out.config.task.labels, out.audit is not None
         (['Negative', 'Positive'], True)
     """
     path = Path(path)

@@ -35,8 +35,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from cda.cache import Cache
-from cda.config import Config, FilterConfig
-from cda.data import sample_indices
+from cda.config import Config
 from cda.evaluate import metrics as M
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
 from cda.evaluate.reference import ReferencePairing
@@ -113,6 +112,13 @@ def evaluate(
         >>> result.metrics["human"]["overall"]["edit_distance"]["mean"]  # doctest: +SKIP
         0.16
         >>> evaluate("outputs/imdb", judge="models/roberta-imdb", fluency=False)  # doctest: +SKIP
+
+        With a tiny build, a fake task judge, no second judge and no language model:
+
+        >>> from tests.fakes import FakeClassifier
+        >>> result = evaluate(build_dir, judge=None, fluency=False, components=EvalComponents(task_judge=FakeClassifier()))
+        >>> result.metrics["counterfactuals"], result.output_dir == build_dir / "evaluation"
+        (2, True)
     """
     from cda.models import set_threads
 
@@ -280,7 +286,7 @@ def _distance_rows(rows: list[dict]) -> None:
     from cda.filter.words import WordsCheck
 
     # The filter's default words check, as a measure: did the edit add an invented or non-English word?
-    words = WordsCheck(FilterConfig().min_word_zipf)
+    words = WordsCheck()  # default settings (filter.checks.words)
     distances = M.edit_distances((r["original"], r["counterfactual"]) for r in rows)
     for row, d in zip(rows, distances):
         row["edit_distance"] = round(d, 4)
@@ -379,8 +385,3 @@ def _candidate_counts(build: BuildOutput) -> dict[str, Any]:
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
-
-def sample_examples(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
-    """``n`` cda counterfactuals spread over the dataset (seeded), in dataset order."""
-    cda_rows = [r for r in rows if r["kind"] == "cda"]
-    return [cda_rows[i] for i in sample_indices(len(cda_rows), n, seed)]

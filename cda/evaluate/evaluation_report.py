@@ -1,8 +1,11 @@
 """The ``cda evaluate`` report: cda and human counterfactuals side by side, figures, examples.
 
 Examples:
-    >>> write_evaluation_report(result.metrics, result.rows, "outputs/imdb/evaluation")  # doctest: +SKIP
-    [PosixPath('.../edit_distance.png'), ..., PosixPath('.../report.md'), PosixPath('.../report.html')]
+    >>> from tests.fakes import FakeClassifier
+    >>> from cda.evaluate import EvalComponents, evaluate
+    >>> result = evaluate(build_dir, judge=None, fluency=False, components=EvalComponents(task_judge=FakeClassifier()))
+    >>> [p.name for p in write_evaluation_report(result.metrics, result.rows, tmp_dir / "evaluation")]
+    ['edit_distance.png', 'judge_confidence.png', 'candidates.png', 'report.md', 'report.html']
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cda.data import sample_indices
 from cda.evaluate.report import (
     Figure,
     Report,
@@ -55,10 +59,14 @@ def _stat(block: dict | None, name: str, stat: str) -> Any:
     return block[name][stat]
 
 
+def sample_examples(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """``n`` cda counterfactuals spread over the dataset (seeded), in dataset order: the report's examples."""
+    cda_rows = [r for r in rows if r["kind"] == "cda"]
+    return [cda_rows[i] for i in sample_indices(len(cda_rows), n, seed)]
+
+
 def write_evaluation_report(metrics: dict[str, Any], rows: list[dict], output_dir: str | Path, examples: int = 10) -> list[Path]:
     """Figures (PNG) and ``report.md``/``report.html`` for :func:`cda.evaluate.evaluate`'s results."""
-    from cda.evaluate.evaluation import sample_examples
-
     out = Path(output_dir)
     cda_rows = [r for r in rows if r["kind"] == "cda"]
     human_rows = [r for r in rows if r["kind"] == "human"]

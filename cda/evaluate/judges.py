@@ -9,8 +9,9 @@ A filter's own classifier overstates validity (it accepted exactly the candidate
 believes), so reports show both.
 
 Examples:
-    >>> judge = judge_from_path("models/roberta-imdb", cfg)  # doctest: +SKIP
-    >>> judge.labels  # doctest: +SKIP
+    >>> folder = clf.save(tmp_dir / "judge")  # any HF sequence classifier folder
+    >>> judge = judge_from_path(folder, cfg)
+    >>> judge.labels
     ['Negative', 'Positive']
 """
 
@@ -65,8 +66,11 @@ def task_judge(config: Config, cache: Cache, records: list[Record] | None = None
     and seed train them again.
 
     Examples:
-        >>> judge = task_judge(cfg, Cache(cfg.resolved_cache_dir()))  # doctest: +SKIP
-        >>> judge.origin  # doctest: +SKIP
+        >>> from cda import load_config
+        >>> cfg = load_config("configs/imdb.yaml", ["classifier.train.max_steps=1", "classifier.train.limit=8"])
+        >>> task_judge(cfg, Cache(cfg.resolved_cache_dir())).origin  # trained here: the build's cache is elsewhere
+        'trained'
+        >>> task_judge(cfg, Cache(cfg.resolved_cache_dir())).origin
         'cache'
     """
     from cda.explain.classifier import load_or_train_classifier
@@ -84,8 +88,12 @@ def independent_judge(config: Config, cache: Cache, records: list[Record] | None
     cached like the task classifier, so a second evaluation loads it.
 
     Examples:
-        >>> independent_judge(cfg, Cache(cfg.resolved_cache_dir())).name  # doctest: +SKIP
-        'lora-minilm@5be0c1d2a9f3'
+        >>> from cda import load_config
+        >>> cfg = load_config("configs/imdb.yaml", ["classifier.train.max_steps=1", "classifier.train.limit=8"])
+        >>> cache = Cache(cfg.resolved_cache_dir())
+        >>> judge = independent_judge(cfg, cache)
+        >>> judge.name != task_judge(cfg, cache).name, judge.name  # doctest: +ELLIPSIS
+        (True, 'lora-minilm@...')
     """
     from cda.explain.classifier import load_or_train_classifier
 

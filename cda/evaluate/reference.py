@@ -10,9 +10,13 @@ Two ways to pair, both checked and counted:
   segment is unchanged, or the texts are within a token edit distance of 0.5.
 
 Examples:
-    >>> pairing = pair_reference(originals, keys, load_reference("dev_paired.tsv", task), task, key="batch_id")  # doctest: +SKIP
-    >>> pairing.paired, pairing.unpaired  # doctest: +SKIP
-    (245, 0)
+    >>> from cda.data import load_table, to_records
+    >>> table = load_table(DataConfig(path="demo/imdb_pairs.tsv", dedupe_on="batch_id"))  # the first row of each pair
+    >>> originals = to_records(table, cfg.task)
+    >>> reference = load_reference("demo/imdb_pairs.tsv", cfg.task)
+    >>> pairing = pair_reference(originals, table["batch_id"], reference, cfg.task, key="batch_id")
+    >>> pairing.paired, pairing.unpaired
+    (400, 0)
 """
 
 from __future__ import annotations
@@ -78,8 +82,8 @@ def load_reference(path: str | Path, task: TaskConfig) -> datasets.Dataset:
         ReferencePairingError: the task's text or label columns are missing.
 
     Examples:
-        >>> load_reference("../shared/data/kaushik-cad/sentiment/dev_paired.tsv", cfg.task).num_rows  # doctest: +SKIP
-        490
+        >>> load_reference("demo/imdb_pairs.tsv", cfg.task).num_rows
+        800
     """
     from cda.data import load_table
 
@@ -142,8 +146,12 @@ def pair_reference(
         ReferencePairingError: no original pairs up (the message says how many were tried and why).
 
     Examples:
-        >>> ref = load_reference("../shared/data/kaushik-cad/nli/revised_hypothesis/dev.tsv", cfg.task)  # doctest: +SKIP
-        >>> pair_reference(originals, None, ref, cfg.task).method  # doctest: +SKIP
+        >>> from cda import load_config
+        >>> from cda.data import load_table, to_records
+        >>> nli = load_config("configs/snli.yaml")
+        >>> originals = to_records(load_table(nli.data), nli.task)
+        >>> ref = load_reference("demo/snli_revised_hypothesis.tsv", nli.task)  # rows 2i, 2i+1 revise original i
+        >>> pair_reference(originals, None, ref, nli.task).method
         'position:2'
     """
     rows = reference_rows(reference, task)

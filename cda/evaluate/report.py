@@ -8,7 +8,7 @@ in markdown and ``<mark>`` in HTML.
 
 Examples:
     >>> report = Report("Demo", sections=[Section("Numbers", [Table(["metric", "value"], [["flip rate", 0.5]])])])
-    >>> paths = write_report(report, "/tmp/cda-doctest-report")
+    >>> paths = write_report(report, tmp_dir / "report")
     >>> sorted(p.name for p in paths)
     ['report.html', 'report.md']
 """

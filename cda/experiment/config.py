@@ -137,15 +137,39 @@ class ExperimentConfig(_Strict):
         return self
 
 
+# TODO: use cda.config's formatter once it is public and takes the root model, e.g.
+#   format_validation_error(err, source, root=Config, what="config") -> str
+# (its _format_error(err, source) is fixed to Config, and its key lookup stops at a list index).
+def _format_validation_error(err: ValidationError, source: str, root: type[BaseModel], what: str) -> str:
+    """The run config's error format (:func:`cda.config.load_config`) for another root model.
+
+    One line per error under ``Invalid <what> (<source>):``: an unknown key lists the keys
+    allowed where it was found, a validator's message is shown as it is, any other error
+    says what was given.
+    """
+    lines = [f"Invalid {what} ({source}):"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(root, tuple(e["loc"][:-1]))
+            allowed = ", ".join(parent.model_fields) if parent else "?"
+            lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
+        elif e["type"] == "value_error":  # our validators' messages name the values already
+            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model holding the field at ``loc`` (list indices stay on the item model), or ``None``."""
     for part in loc:
         if isinstance(part, int):
             continue  # a list index: stay on the list's item model
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        ann = field.annotation
-        stack, nxt = [ann], None
+        stack, nxt = [field.annotation], None
         while stack and nxt is None:
             t = stack.pop()
             if isinstance(t, type) and issubclass(t, BaseModel):
@@ -163,20 +187,19 @@ def experiment_config_from_dict(data: dict[str, Any], source: str = "dict") -> E
 
     Raises:
         ConfigError: an unknown key or a bad value; the message names where and what is allowed.
+
+    Examples:
+        >>> experiment_config_from_dict({"build_dir": "b",  # doctest: +ELLIPSIS
+        ...                              "eval_sets": [{"name": "x", "path": "p", "labelmap": {}}]})
+        Traceback (most recent call last):
+        ...
+        cda.config.ConfigError: Invalid experiment config (dict):
+          eval_sets.0.labelmap: unknown key. Allowed keys here: name, path, format, segments, label_column, label_map, ...
     """
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        lines = [f"Invalid experiment config ({source}):"]
-        for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "<root>"
-            if e["type"] == "extra_forbidden":
-                parent = _model_at(ExperimentConfig, tuple(e["loc"][:-1]))
-                allowed = ", ".join(parent.model_fields) if parent else "?"
-                lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
-            else:
-                lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(_format_validation_error(err, source, ExperimentConfig, "experiment config")) from None
 
 
 def load_experiment_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -177,8 +177,10 @@ def accuracy(classifier: Classifier, records: list[Record], batch_size: int = 25
     """Fraction of records whose most probable label is the gold label.
 
     Examples:
-        >>> accuracy(classifier, [Record(index=0, segments={"text": "A great film."}, label="Positive")])  # doctest: +SKIP
-        1.0
+        >>> from tests.fakes import FakeClassifier  # sentiment by word lists
+        >>> accuracy(FakeClassifier(), [Record(index=0, segments={"text": "A great film."}, label="Positive"),
+        ...                             Record(index=1, segments={"text": "A dull film."}, label="Positive")])
+        0.5
     """
     if not records:
         raise ValueError("accuracy needs at least one record")
@@ -227,9 +229,20 @@ def run_robustness(
         ExperimentDataError: a set is empty or does not fit the task.
 
     Examples:
-        >>> cfg = load_experiment_config("configs/experiment_imdb.yaml", ["quick.seeds=[0]"])  # doctest: +SKIP
-        >>> run_robustness(cfg).table["original"]["rotten-tomatoes"]  # doctest: +SKIP
+        >>> from cda.experiment import experiment_config_from_dict, load_experiment_config
+        >>> cfg = load_experiment_config("configs/experiment_imdb.yaml", ["quick.seeds=[0]"])
+        >>> run_robustness(cfg).table["original"]["rotten-tomatoes"]  # trains 4 classifiers  # doctest: +SKIP
         {'mean': 0.71, 'std': 0.0, 'n': 1}
+
+        With a tiny build, one evaluation set and a fake trainer instead of LoRA training:
+
+        >>> from tests.fakes import FakeClassifier  # sentiment by word lists
+        >>> cfg = experiment_config_from_dict({
+        ...     "build_dir": str(build_dir), "training_sets": ["original", "original+cda"],
+        ...     "eval_sets": [{"name": "demo", "path": "demo/imdb_sample.tsv"}], "output_dir": str(tmp_dir / "experiment")})
+        >>> result = run_robustness(cfg, train_fn=lambda records, config, seed: FakeClassifier())
+        >>> sorted(result.table), result.table["original"]["demo"]["n"]
+        (['original', 'original+cda'], 1)
     """
     from cda.models import set_threads
 

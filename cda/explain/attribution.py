@@ -14,28 +14,43 @@ pushes the model toward the target label; padding and fixed positions get 0):
 The functions take a right-padded batch of tensors (``input_ids``, ``attention_mask``
 and any other model inputs such as ``token_type_ids``) and a boolean ``fixed`` mask of
 positions never scored (special tokens, separators, padding).
-:class:`~cda.explain.classifier.TransformersClassifier` maps the scores back to
+:class:`~cda.explain.classifier_model.TransformersClassifier` maps the scores back to
 character offsets.
 
 Examples:
-    >>> scores = grad_x_input(model, batch, targets)  # doctest: +SKIP
-    >>> scores.shape == batch["input_ids"].shape  # doctest: +SKIP
+    >>> batch, fixed = clf.collate(clf.encode([{"text": "A dull film."}]), [0])  # clf: a TransformersClassifier
+    >>> targets = torch.tensor([clf.labels.index("Negative")])
+    >>> scores = grad_x_input(clf.model, batch, targets)
+    >>> scores.shape == batch["input_ids"].shape
     True
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
-
-if TYPE_CHECKING:
-    from cda.explain.classifier import TransformersClassifier
 
 METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
 
 Batch = dict[str, torch.Tensor]
+
+
+class BatchingClassifier(Protocol):
+    """What :func:`forward_backward_seconds` needs of a classifier.
+
+    :class:`~cda.explain.classifier_model.TransformersClassifier` is one; naming the
+    protocol here keeps this module free of the classifier (which imports it).
+    """
+
+    model: torch.nn.Module
+
+    def encode(self, inputs: list[dict[str, str]]) -> Any: ...
+
+    def batches(self, encoded: Any) -> list[list[int]]: ...
+
+    def collate(self, encoded: Any, idx: list[int]) -> tuple[Batch, torch.Tensor]: ...
 
 
 def _extra_inputs(batch: Batch) -> Batch:
@@ -60,7 +75,9 @@ def grad_x_input(model: torch.nn.Module, batch: Batch, targets: torch.Tensor) ->
         ``[batch, length]`` scores (padding positions are 0).
 
     Examples:
-        >>> grad_x_input(model, batch, torch.tensor([1]))  # doctest: +SKIP
+        >>> batch, _ = clf.collate(clf.encode([{"text": "A dull film."}]), [0])
+        >>> grad_x_input(clf.model, batch, torch.tensor([1])).shape  # [CLS] a dull film . [SEP]
+        torch.Size([1, 6])
     """
     embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
     with torch.enable_grad():
@@ -97,7 +114,10 @@ def integrated_gradients(
         ``log p(target | input) - log p(target | baseline)``.
 
     Examples:
-        >>> integrated_gradients(model, batch, targets, fixed, steps=8)  # doctest: +SKIP
+        >>> batch, fixed = clf.collate(clf.encode([{"text": "A dull film."}]), [0])
+        >>> scores = integrated_gradients(clf.model, batch, torch.tensor([0]), fixed, steps=8)
+        >>> scores.shape, scores[fixed].abs().sum().item()  # special tokens get 0
+        (torch.Size([1, 6]), 0.0)
     """
     embedding = model.get_input_embeddings()
     input_ids, attention = batch["input_ids"], batch["attention_mask"]
@@ -148,7 +168,10 @@ def occlusion(
         ``[batch, length]`` scores ``p(target | x) - p(target | x with token masked)``.
 
     Examples:
-        >>> occlusion(model, batch, targets, fixed, mask_id=tokenizer.mask_token_id)  # doctest: +SKIP
+        >>> batch, fixed = clf.collate(clf.encode([{"text": "A dull film."}]), [0])
+        >>> scores = occlusion(clf.model, batch, torch.tensor([0]), fixed, mask_id=clf.tokenizer.mask_token_id)
+        >>> scores.shape, scores[fixed].abs().sum().item()  # special tokens are never occluded
+        (torch.Size([1, 6]), 0.0)
     """
     input_ids, attention = batch["input_ids"], batch["attention_mask"]
     scores = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
@@ -168,7 +191,7 @@ def occlusion(
     return scores
 
 
-def forward_backward_seconds(classifier: "TransformersClassifier", inputs: list[dict[str, str]]) -> float:
+def forward_backward_seconds(classifier: BatchingClassifier, inputs: list[dict[str, str]]) -> float:
     """Seconds of one plain forward + backward pass over ``inputs`` (batched as for attribution).
 
     The benchmark reports each attribution method's time as a ratio to this. The
@@ -176,7 +199,9 @@ def forward_backward_seconds(classifier: "TransformersClassifier", inputs: list[
     trainable parameter); gradients are cleared afterwards.
 
     Examples:
-        >>> seconds = forward_backward_seconds(classifier, [{"text": "A dull film."}])  # doctest: +SKIP
+        >>> seconds = forward_backward_seconds(clf, [{"text": "A dull film."}])
+        >>> seconds > 0, all(p.grad is None for p in clf.model.parameters())
+        (True, True)
     """
     model = classifier.model
     encoded = classifier.encode(inputs)

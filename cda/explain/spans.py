@@ -236,8 +236,10 @@ class SpanSelector:
             ``spacy.blank("en")``; noun chunks need a parser).
 
     Examples:
-        >>> selector = SpanSelector(cfg.explain, cfg.task)  # doctest: +SKIP
-        >>> selector.spans(record.segments, attribution)  # doctest: +SKIP
+        >>> from cda.protocols import Attribution, TokenScore
+        >>> selector = SpanSelector(cfg.explain, cfg.task)
+        >>> scores = [TokenScore("text", 0, 1, 0.1), TokenScore("text", 2, 6, 2.0), TokenScore("text", 7, 11, 0.4)]
+        >>> selector.spans({"text": "A dull film"}, Attribution("Negative", scores, {"text": 11}))
         [Span(segment='text', start=2, end=6, score=1.0, text='dull')]
     """
 

@@ -1,10 +1,12 @@
 """The Explain stage: predict each record's label and find the words to change.
 
 Examples:
-    >>> stage = ExplainStage(cfg, Cache(cfg.resolved_cache_dir()), classifier)  # doctest: +SKIP
-    >>> stage.load(); records = stage.process(records); stage.unload()  # doctest: +SKIP
-    >>> [s.text for s in records[0].spans]  # doctest: +SKIP
-    ['dull', 'lifeless']
+    >>> from tests.fakes import FakeClassifier  # sentiment by word lists
+    >>> stage = ExplainStage(cfg, Cache(cfg.resolved_cache_dir()), FakeClassifier())
+    >>> records = [Record(index=0, segments={"text": "A dull film, and a boring plot."}, label="Negative")]
+    >>> stage.load(); records = stage.process(records); stage.unload()
+    >>> [s.text for s in records[0].spans], records[0].predicted_label
+    (['dull', 'boring'], 'Negative')
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ class ExplainStage:
 
     Examples:
         >>> from tests.fakes import FakeClassifier
-        >>> stage = ExplainStage(cfg, Cache("/tmp/cda"), FakeClassifier())  # doctest: +SKIP
+        >>> stage = ExplainStage(cfg, Cache(cfg.resolved_cache_dir()), FakeClassifier())
+        >>> stage.name, stage.selector.editable
+        ('explain', {'text'})
     """
 
     name = "explain"

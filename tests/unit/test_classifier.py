@@ -19,11 +19,11 @@ from cda.explain.attribution import forward_backward_seconds
 from cda.explain.classifier import (
     ClassifierError,
     TransformersClassifier,
-    _match_labels,
     load_classifier,
     load_or_train_classifier,
     train_classifier,
 )
+from cda.explain.classifier_loading import _match_labels
 from cda.records import Record
 
 transformers = pytest.importorskip("transformers")
@@ -106,7 +106,7 @@ def test_more_than_two_segments_join_the_rest_with_a_separator(clf):
 
 def test_truncation_sets_seen_chars_and_warns_once(clf, caplog):
     long = " ".join(["word"] * 60)
-    with caplog.at_level(logging.WARNING, logger="cda.explain.classifier"):
+    with caplog.at_level(logging.WARNING, logger="cda.explain.classifier_model"):
         enc = clf.encode([{"text": long}, {"text": "short"}, {"text": long + " end"}])
     assert enc.truncated == [True, False, True]
     assert len(enc.input_ids[0]) == 32
@@ -115,7 +115,7 @@ def test_truncation_sets_seen_chars_and_warns_once(clf, caplog):
     assert len(warnings) == 1 and "2 of 3 inputs" in warnings[0].getMessage()
     # Explain predicts then attributes the same batch: one warning, not two.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cda.explain.classifier"):
+    with caplog.at_level(logging.WARNING, logger="cda.explain.classifier_model"):
         inputs = [{"text": long}, {"text": "short"}]
         clf.predict_proba(inputs)
         clf.attribute(inputs, ["Positive", "Negative"], "grad_x_input")
