@@ -32,9 +32,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/cda build --config configs/imdb.yaml --limit 24 --output outputs/demo
 
-# The vLLM tests need a real server: started on 127.0.0.1, stopped by PID on exit.
+# The vLLM tests need a real server: started on 127.0.0.1, stopped by PID on exit. The docstring
+# examples in cda/ run too (conftest.py gives them the names they use).
 test: $(STAMP)
-	PYTHON=$(PY) scripts/with_vllm_server.sh $(PY) -m pytest -q tests
+	PYTHON=$(PY) scripts/with_vllm_server.sh $(PY) -m pytest -q --doctest-modules cda tests
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

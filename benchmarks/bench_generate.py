@@ -95,7 +95,7 @@ def render_prompts(config: Any, records: list[Any]) -> list[tuple[Any, Any, str]
 
 
 def measure(
-    name: str, generator: Any, work: list[tuple[Any, Any, str]], sampling: Any, tokenizer: Any, mode: str,
+    name: str, generator: Any, work: list[tuple[Any, Any, str]], sampling: Any, tokenizer: Any, strategy: Any,
     structured: bool = False,
 ) -> dict:
     """Time generating ``work``'s prompts (after a warm-up), count tokens and parses.
@@ -103,7 +103,7 @@ def measure(
     One generate call, or with ``structured`` one call per blank count, each under that
     count's answer regex (what the Generate stage sends a vLLM backend).
     """
-    from cda.generate.parsing import infill_answer_regex, parse_candidate
+    from cda.generate.parsing import infill_answer_regex
     from cda.protocols import SamplingSettings
 
     generator.generate([work[0][2]], SamplingSettings(n=1, max_new_tokens=4, seed=sampling.seed))  # warm-up
@@ -121,7 +121,7 @@ def measure(
     texts = [t for g in generations for t in g.texts]
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     parsed = sum(
-        parse_candidate(text, record, plan, mode)[0] is not None
+        strategy.parse(text, record, plan)[0] is not None
         for (record, plan, _), g in zip(work, generations)
         for text in g.texts
     )
@@ -248,18 +248,20 @@ def main() -> None:
                          "prompt_tokens_mean": statistics.mean(prompt_tokens), "cpus": os.cpu_count()},
             "rows": [],
         }  # fmt: skip
-        mode = config.generate.mode
+        from cda.edit.strategies import make_strategy
+
+        strategy = make_strategy(config)
 
         if "loop" in variants or "batched" in variants:
             from cda.generate.transformers_backend import TransformersGenerator
 
             if "loop" in variants:
                 loop = TransformersGenerator(folder, batch_size=1)
-                results["rows"].append(measure("loop", loop, work[: args.loop_rows], sampling, tokenizer, mode))
+                results["rows"].append(measure("loop", loop, work[: args.loop_rows], sampling, tokenizer, strategy))
                 loop.unload()
             if "batched" in variants:
                 batched = TransformersGenerator(folder, batch_size=args.batch_size)
-                results["rows"].append(measure("batched", batched, work, sampling, tokenizer, mode))
+                results["rows"].append(measure("batched", batched, work, sampling, tokenizer, strategy))
                 batched.unload()
 
         if {"vllm", "structured", "stage"} & set(variants):
@@ -270,9 +272,9 @@ def main() -> None:
             engine.load()
             print(f"vLLM engine ready in {time.perf_counter() - start:.1f}s", flush=True)
             if "vllm" in variants:
-                results["rows"].append(measure("vllm", engine, work, sampling, tokenizer, mode))
+                results["rows"].append(measure("vllm", engine, work, sampling, tokenizer, strategy))
             if "structured" in variants:
-                results["rows"].append(measure("structured", engine, work, sampling, tokenizer, mode, structured=True))
+                results["rows"].append(measure("structured", engine, work, sampling, tokenizer, strategy, structured=True))
             if "stage" in variants:
                 results["rows"].append(stage_overhead(config, records, engine, sampling, args.rounds))
             engine.unload()
@@ -288,7 +290,7 @@ def main() -> None:
                 client = OpenAICompatibleGenerator(
                     server.model, base_url=server.base_url, concurrency=args.concurrency, timeout_s=1800
                 )
-                results["rows"].append(measure("server", client, work, sampling, tokenizer, mode))
+                results["rows"].append(measure("server", client, work, sampling, tokenizer, strategy))
 
     rows = {r["variant"]: r for r in results["rows"]}
     if "loop" in rows:

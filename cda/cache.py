@@ -101,3 +101,15 @@ class Cache:
         path = self.root / "locks" / f"{key.replace('/', '-')}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(path))
+
+
+def default_cache_root(setting: str | Path | None = None) -> Path:
+    """The cache root: ``setting`` (the ``cache_dir`` config key), else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``.
+
+    The one place this is decided: converted models live in its ``models/`` folder.
+
+    Examples:
+        >>> default_cache_root("/data/cda-cache")
+        PosixPath('/data/cda-cache')
+    """
+    return Path(setting or os.environ.get("CDA_CACHE_DIR") or Path.home() / ".cache" / "cda").expanduser()

@@ -385,18 +385,43 @@ def models_prepare(cache_dir: Annotated[Optional[Path], typer.Option("--cache-di
 
 @app.command()
 def serve(
-    model: Annotated[Optional[str], typer.Option("--model", help="HF folder or id (default: the prepared SmolLM2).")] = None,
+    settings: Annotated[Optional[list[str]], typer.Argument(
+        help="vLLM engine settings as key=value, the keys of generate.backend for vllm: dtype, max_model_len, "
+             "enforce_eager, gpu_memory_utilization, kv_cache_gb.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="HF folder/id or .gguf file (default: SmolLM2-135M-Instruct).")] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
-    max_model_len: Annotated[int, typer.Option("--max-model-len")] = 2048,
     lora: Annotated[Optional[Path], typer.Option("--lora", help="A LoRA adapter folder (cda train-generator), served under its folder name.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Default: $CDA_CACHE_DIR or ~/.cache/cda.")] = None,
+    log_file: Annotated[Optional[Path], typer.Option("--log-file", help="The server's output (default: this terminal).")] = None,
+    health_timeout: Annotated[float, typer.Option("--health-timeout", help="Seconds to wait for /health.")] = 300.0,
+    server_pid_file: Annotated[Optional[Path], typer.Option("--server-pid-file", help="Write the vLLM process (group) id here.")] = None,
+    vllm_args: Annotated[Optional[list[str]], typer.Option("--vllm-arg", help="A vllm serve flag passed as given (repeatable).")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Start a vLLM OpenAI-compatible server, wait for /health, print its base URL; Ctrl-C stops it."""
-    _setup_logging(verbose)
-    from cda.serve import serve as serve_fn
+    """Start a vLLM OpenAI-compatible server, wait for /health, print its base URL; Ctrl-C stops it.
 
-    _guard(lambda: serve_fn(model=model, host=host, port=port, max_model_len=max_model_len, lora_path=lora))
+    Example: cda serve max_model_len=1024 kv_cache_gb=0.5 --port 8000
+    """
+    _setup_logging(verbose)
+
+    def run() -> int:
+        from cda.config import apply_overrides
+        from cda.generate.settings import VLLMSettings
+        from cda.registry import backends
+        from cda.serve import serve as serve_fn
+
+        engine = backends.settings({**apply_overrides({}, list(settings or [])), "name": "vllm"}, "cda serve")
+        assert isinstance(engine, VLLMSettings)
+        return serve_fn(
+            model=model, host=host, port=port, settings=engine, lora_path=lora, log_file=log_file,
+            cache_root=cache_dir / "models" if cache_dir else None, health_timeout_s=health_timeout,
+            server_pid_file=server_pid_file, extra_args=list(vllm_args or []),
+        )  # fmt: skip
+
+    code = _guard(run)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover - console entry point

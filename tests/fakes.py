@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cda.protocols import Attribution, Generation, SamplingSettings, TokenScore
+from cda.protocols import Attribution, Generation, GeneratorCapabilities, SamplingSettings, TokenScore
 
 POSITIVE = {"good", "great", "wonderful", "best", "love", "loved", "excellent", "fun", "brilliant"}
 NEGATIVE = {"bad", "awful", "worst", "boring", "hate", "hated", "terrible", "dull", "poor"}
@@ -48,10 +48,15 @@ class FakeGenerator:
     """Answers every blank with a fixed word list in turn; records the prompts it saw."""
 
     name = "fake:generator"
+    capabilities = GeneratorCapabilities()
 
     def __init__(self, answers: list[str] | None = None) -> None:
         self.answers = answers or ["great", "wonderful", "bad", "awful"]
         self.prompts: list[str] = []
+        self.loads = 0
+
+    def load(self) -> None:
+        self.loads += 1
 
     def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
         self.prompts.extend(prompts)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from cda.config import Config
-from cda.edit.plans import make_plans
+from cda.edit.strategies import make_strategy
 from cda.records import Record
 
 
 class EditStage:
-    """Builds :class:`~cda.records.EditPlan` objects from each record's spans.
+    """Builds :class:`~cda.records.EditPlan` objects from each record's spans, as the edit strategy
+    (``edit.strategy``) plans them.
 
     Input columns: ``segments``, ``label``, ``spans`` (from Explain; may be empty).
     Output columns: ``plans`` (replaced, so rerunning the stage is idempotent).
@@ -32,13 +33,14 @@ class EditStage:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.strategy = make_strategy(config)
 
     def load(self) -> None:
         """Nothing to load: editing is pure string work."""
 
     def process(self, records: list[Record]) -> list[Record]:
         for record in records:
-            record.plans = make_plans(record, self.config.task, self.config.edit)
+            record.plans = self.strategy.plans(record)
         return records
 
     def unload(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cda.config import ConfigError, apply_overrides, read_yaml_mapping
+from cda.config import ConfigError, apply_overrides, format_validation_error, read_yaml_mapping
 
 TrainingSet = Literal["original", "original+cda", "original+human", "original+more"]
 TRAINING_SETS: tuple[str, ...] = ("original", "original+cda", "original+human", "original+more")
@@ -137,50 +137,6 @@ class ExperimentConfig(_Strict):
         return self
 
 
-# TODO: use cda.config's formatter once it is public and takes the root model, e.g.
-#   format_validation_error(err, source, root=Config, what="config") -> str
-# (its _format_error(err, source) is fixed to Config, and its key lookup stops at a list index).
-def _format_validation_error(err: ValidationError, source: str, root: type[BaseModel], what: str) -> str:
-    """The run config's error format (:func:`cda.config.load_config`) for another root model.
-
-    One line per error under ``Invalid <what> (<source>):``: an unknown key lists the keys
-    allowed where it was found, a validator's message is shown as it is, any other error
-    says what was given.
-    """
-    lines = [f"Invalid {what} ({source}):"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            parent = _model_at(root, tuple(e["loc"][:-1]))
-            allowed = ", ".join(parent.model_fields) if parent else "?"
-            lines.append(f"  {where}: unknown key. Allowed keys here: {allowed}")
-        elif e["type"] == "value_error":  # our validators' messages name the values already
-            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
-        else:
-            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model holding the field at ``loc`` (list indices stay on the item model), or ``None``."""
-    for part in loc:
-        if isinstance(part, int):
-            continue  # a list index: stay on the list's item model
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        stack, nxt = [field.annotation], None
-        while stack and nxt is None:
-            t = stack.pop()
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                nxt = t
-            else:
-                stack.extend(getattr(t, "__args__", ()))
-        if nxt is None:
-            return None
-        model = nxt
-    return model
-
 
 def experiment_config_from_dict(data: dict[str, Any], source: str = "dict") -> ExperimentConfig:
     """Validate an experiment config given as a dict.
@@ -199,7 +155,7 @@ def experiment_config_from_dict(data: dict[str, Any], source: str = "dict") -> E
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source, ExperimentConfig, "experiment config")) from None
+        raise ConfigError(format_validation_error(err, source, ExperimentConfig, "experiment config")) from None
 
 
 def load_experiment_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

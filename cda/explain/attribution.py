@@ -32,8 +32,6 @@ from typing import Any, Protocol
 
 import torch
 
-METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
-
 Batch = dict[str, torch.Tensor]
 
 

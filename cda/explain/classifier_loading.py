@@ -144,7 +144,7 @@ def load_classifier(path: str | Path, config: Config) -> TransformersClassifier:
     meta_path = path / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
     common = dict(
-        max_length=config.classifier.max_length, batch_size=config.classifier.batch_size, ig_steps=config.explain.ig_steps
+        max_length=config.classifier.max_length, batch_size=config.classifier.batch_size
     )
     tokenizer_dir = path if (path / "tokenizer_config.json").is_file() else None
 

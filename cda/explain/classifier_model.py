@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from cda.errors import CdaError
-from cda.explain.attribution import METHODS, grad_x_input, integrated_gradients, occlusion
+from cda.explain.methods import TokenIds, make_method
 from cda.protocols import Attribution, TokenScore
+from cda.registry import ComponentSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ class TransformersClassifier:
             and provenance).
         max_length: tokens per input; longer inputs are truncated (longest segment first).
         batch_size: inputs per forward pass.
-        ig_steps: integrated-gradients steps.
         origin: where the weights came from (``"trained"``, ``"cache"`` or the loaded path).
         backbone: the base model folder/id a LoRA adapter applies to (written by :meth:`save`).
 
@@ -88,7 +88,6 @@ class TransformersClassifier:
         name: str,
         max_length: int = 256,
         batch_size: int = 32,
-        ig_steps: int = 16,
         origin: str = "",
         backbone: str | None = None,
     ) -> None:
@@ -105,7 +104,6 @@ class TransformersClassifier:
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_length
         self.max_length = min(max_length, positions)
         self.batch_size = batch_size
-        self.ig_steps = ig_steps
         self.origin = origin
         self.backbone = backbone
         self.train_seconds: float | None = None
@@ -260,13 +258,16 @@ class TransformersClassifier:
                     out[i] = dict(zip(self.labels, row))
         return out  # type: ignore[return-value]
 
-    def attribute(self, inputs: list[dict[str, str]], targets: list[str], method: str) -> list[Attribution]:
+    def attribute(
+        self, inputs: list[dict[str, str]], targets: list[str], method: str | ComponentSettings = "grad_x_input"
+    ) -> list[Attribution]:
         """Signed per-token saliency of each input toward its target label.
 
         Args:
             inputs: segment dicts in task order.
             targets: one label per input.
-            method: ``grad_x_input``, ``integrated_gradients`` or ``occlusion``.
+            method: a registered attribution method (``grad_x_input``, ``integrated_gradients``,
+                ``occlusion``) by name or as an ``explain.method`` section with its settings.
 
         Returns:
             One :class:`Attribution` per input: scores of sub-word tokens (special tokens
@@ -277,8 +278,7 @@ class TransformersClassifier:
             >>> [(t.start, t.end) for t in a.tokens], a.seen_chars
             ([(0, 1), (2, 6), (7, 11), (11, 12)], {'text': 12})
         """
-        if method not in METHODS:
-            raise ValueError(f"Unknown attribution method {method!r}; allowed: {list(METHODS)}")
+        scorer = make_method(method)
         if len(targets) != len(inputs):
             raise ValueError(f"attribute got {len(inputs)} inputs but {len(targets)} targets")
         unknown = sorted({t for t in targets if t not in self.labels})
@@ -291,19 +291,13 @@ class TransformersClassifier:
         mask_id = self.tokenizer.mask_token_id
         if mask_id is None:
             mask_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.unk_token_id
+        ids = TokenIds(pad=self.tokenizer.pad_token_id, mask=mask_id, batch_size=self.batch_size)
         out: list[Attribution | None] = [None] * len(inputs)
         self.model.eval()
         for idx in self.batches(encoded):
             batch, fixed = self.collate(encoded, idx)
             tgt = torch.tensor([target_ids[i] for i in idx], device=self.device)
-            if method == "grad_x_input":
-                scores = grad_x_input(self.model, batch, tgt)
-            elif method == "integrated_gradients":
-                scores = integrated_gradients(
-                    self.model, batch, tgt, fixed, self.ig_steps, self.tokenizer.pad_token_id, self.batch_size
-                )
-            else:
-                scores = occlusion(self.model, batch, tgt, fixed, mask_id, self.batch_size)
+            scores = scorer.scores(self.model, batch, tgt, fixed, ids)
             for row, i in enumerate(idx):
                 values = scores[row].cpu().tolist()
                 tokens = [

@@ -132,7 +132,6 @@ def train_classifier(records: list[Record], config: Config, seed: int | None = N
         name,
         max_length=config.classifier.max_length,
         batch_size=config.classifier.batch_size,
-        ig_steps=config.explain.ig_steps,
         origin="trained",
         backbone=backbone_id,
     )

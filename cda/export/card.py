@@ -22,19 +22,31 @@ import datasets
 import yaml
 
 from cda.config import Config
-from cda.export.dataset import AUDIT_COLUMNS, PROVENANCE_COLUMNS
+from cda.export.dataset import audit_columns, provenance_columns
+from cda.registry import ComponentError
+from cda.registry import checks as registered_checks
 
-#: What each drop reason in the summary means.
-DROP_REASONS: dict[str, str] = {
+#: What the drop reasons that are not checks mean.
+OTHER_DROP_REASONS: dict[str, str] = {
     "generation": "the generator failed (error kept in the audit split)",
     "parse": "the output could not be parsed into the edited text",
-    "logic": "malformed edit: changed text outside the spans or another segment, empty, unchanged, or leaked prompt text",
-    "minimality": "too many tokens changed (filter.max_edit_distance)",
-    "duplicate": "the same text as an earlier sample for the same plan",
-    "label": "the classifier did not read the target label (filter.label_threshold)",
-    "fluency": "perplexity too high relative to the original (filter.fluency_factor)",
     "unchecked": "no check ran on it",
 }
+
+
+def drop_reason_meaning(reason: str) -> str:
+    """What a drop reason in the summary means: a check's ``fails_when``, or one of :data:`OTHER_DROP_REASONS`.
+
+    Examples:
+        >>> drop_reason_meaning("minimality")
+        'too many tokens changed (filter.checks.minimality.max_edit_distance)'
+    """
+    if reason in OTHER_DROP_REASONS:
+        return OTHER_DROP_REASONS[reason]
+    try:
+        return registered_checks.get(reason).fails_when
+    except ComponentError:
+        return ""
 
 
 def _front_matter(config: Config, n_rows: int | None) -> str:
@@ -122,9 +134,9 @@ def render_card(
     parts.append(
         "## Models\n\n"
         f"- Classifier (rationales and the label check): `{classifier}`\n"
-        f"- Generator: `{generator}` (backend `{gen.backend}`, mode `{gen.mode}`, template "
+        f"- Generator: `{generator}` (backend `{gen.backend.name}`, edit strategy `{config.edit.strategy.name}`, template "
         f"`{gen.template or 'default'}`, n={gen.n}, temperature={gen.temperature}, top_p={gen.top_p})\n"
-        f"- Attribution: `{config.explain.method}` toward the {config.explain.toward}, "
+        f"- Attribution: `{config.explain.method.name}` toward the {config.explain.toward}, "
         f"top {config.explain.top_fraction:.0%} of {config.explain.granularity}s with score >= {config.explain.min_score}"
     )
     counts = [
@@ -143,18 +155,18 @@ def render_card(
     parts.append("## Counts\n\n" + _table(("what", "count"), counts))
     drops = get("drops") or {}
     if drops:
-        rows = [(reason, count, DROP_REASONS.get(reason, "")) for reason, count in drops.items()]
+        rows = [(reason, count, drop_reason_meaning(reason)) for reason, count in drops.items()]
         parts.append("## Dropped candidates\n\nEach dropped candidate counts once, under the first check it failed.\n\n"
                      + _table(("reason", "candidates", "meaning"), rows))
     else:
         parts.append("## Dropped candidates\n\nNone.")
-    columns = _user_columns(config, dataset) + [(name, meaning) for name, meaning in PROVENANCE_COLUMNS.items()]
+    columns = _user_columns(config, dataset) + [(col.name, col.meaning) for col in provenance_columns(config)]
     parts.append("## Columns\n\n" + _table(("column", "meaning"), [(f"`{c}`", m) for c, m in columns]))
     if audit is not None:
         parts.append(
             f"## Audit split\n\nOne row per generated candidate ({len(audit)} rows), accepted or not, with its "
             "prompt, raw output and every check.\n\n"
-            + _table(("column", "meaning"), [(f"`{c}`", m) for c, m in AUDIT_COLUMNS.items()])
+            + _table(("column", "meaning"), [(f"`{c.name}`", c.meaning) for c in audit_columns(config)])
         )
     load = [
         "import datasets",

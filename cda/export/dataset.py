@@ -3,7 +3,8 @@
 The augmented dataset is the user's table, untouched (same columns, values, order and
 features, ``ClassLabel`` included), followed by one row per selected counterfactual, in
 the order of the originals. Every row gets the ``cda_`` provenance columns of
-:data:`PROVENANCE_COLUMNS`. Nested provenance (spans, checks) is stored as JSON strings:
+:func:`provenance_columns`; the audit's columns are :func:`audit_columns`. The features, the
+rows and the dataset card's column tables all come from these two lists. Nested provenance (spans, checks) is stored as JSON strings:
 they load the same from ``save_to_disk``, Parquet, JSON lines and the Hub, and an empty
 list never needs a type.
 
@@ -27,7 +28,8 @@ Examples:
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import datasets
 
@@ -35,68 +37,134 @@ from cda.config import Config, TaskConfig
 from cda.data import check_columns, label_names
 from cda.errors import CdaError
 from cda.records import Candidate, EditPlan, Record, Span
+from cda.registry import checks as registered_checks
 
 PREFIX = "cda_"
 
-#: Provenance columns on every row of the augmented dataset, with their features.
-PROVENANCE_FEATURES = datasets.Features(
-    {
-        "cda_is_counterfactual": datasets.Value("bool"),
-        "cda_original_index": datasets.Value("int64"),
-        "cda_source_label": datasets.Value("string"),
-        "cda_target_label": datasets.Value("string"),
-        "cda_rationale_spans": datasets.Value("string"),
-        "cda_edited_segment": datasets.Value("string"),
-        "cda_generator": datasets.Value("string"),
-        "cda_prompt_template": datasets.Value("string"),
-        "cda_checks": datasets.Value("string"),
-        "cda_label_prob": datasets.Value("float64"),
-        "cda_edit_distance": datasets.Value("float64"),
-        "cda_perplexity": datasets.Value("float64"),
-    }
-)
 
-#: What each provenance column means (and its value on original rows); the dataset card lists these.
-PROVENANCE_COLUMNS: dict[str, str] = {
-    "cda_is_counterfactual": "true for a generated counterfactual, false for an input row",
-    "cda_original_index": "position of the original row in this dataset (originals: their own position)",
-    "cda_source_label": "label of the original row",
-    "cda_target_label": "label the counterfactual was written toward (originals: empty)",
-    "cda_rationale_spans": "JSON list of the edited rationale spans {segment, start, end, text, score}; "
-    "character offsets into the original segment after task.replace (originals: [])",
-    "cda_edited_segment": "name of the segment the generator changed (originals: empty)",
-    "cda_generator": "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
-    "cda_prompt_template": "the prompt template used (originals: empty)",
-    "cda_checks": "JSON list of the filter checks {name, passed, reason, value} it passed (originals: [])",
-    "cda_label_prob": "classifier probability of the target label (originals: null)",
-    "cda_edit_distance": "token-level Levenshtein distance to the original segment, 0..1 (originals: null)",
-    "cda_perplexity": "language-model perplexity of the edited segment (null when not measured)",
-}
+@dataclass(frozen=True)
+class Source:
+    """What a column's value is computed from: a candidate of a plan of a record."""
 
-#: Columns of the audit dataset (one row per generated candidate) and their meaning.
-AUDIT_COLUMNS: dict[str, str] = {
-    "original_index": "position of the original row in the input",
-    "segments": "the original's segments (after task.replace), one field per segment",
-    "source_label": "label of the original",
-    "target_label": "label the candidate was written toward",
-    "edited_segment": "name of the segment the generator changed",
-    "masked": "the edited segment with its rationale spans blanked out",
-    "spans": "JSON list of the rationale spans {segment, start, end, text, score}",
-    "sample_index": "which of the n samples for this prompt",
-    "raw": "the generator's raw output",
-    "prompt": "the rendered prompt",
-    "parsed": "the edited segment parsed from the output (null when it could not be parsed)",
-    "error": "why generation or parsing failed (null when it did not)",
-    "checks": "JSON list of the filter checks {name, passed, reason, value} that ran",
-    "accepted": "true when the candidate parsed and passed every check",
-    "selected": "true for the candidate that became the plan's counterfactual",
-    "drop_reason": "first failed check, or parse/generation/unchecked (null when accepted)",
-    "label_prob": "classifier probability of the target label (null when not measured)",
-    "edit_distance": "token-level edit distance to the original segment (null when not measured)",
-    "perplexity": "language-model perplexity of the edited segment (null when not measured)",
-    "generator": "the LLM that wrote the candidate",
-    "prompt_template": "the prompt template used",
-}
+    record: Record
+    plan: EditPlan
+    candidate: Candidate
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column cda writes: its feature, what it means (for the card), its value per candidate.
+
+    ``original`` gives the value on an input row, from its position and label name (provenance
+    columns only).
+    """
+
+    name: str
+    feature: Any
+    meaning: str
+    value: Callable[[Source], Any]
+    original: Callable[[int, str], Any] = lambda position, label: None
+
+
+_BOOL, _INT = datasets.Value("bool"), datasets.Value("int64")
+_STRING, _FLOAT = datasets.Value("string"), datasets.Value("float64")
+_SPANS = "JSON list of the rationale spans {segment, start, end, text, score}"
+_CHECKS = "JSON list of the filter checks {name, passed, reason, value}"
+
+
+def _const(value: Any) -> Callable[[int, str], Any]:
+    return lambda position, label: value
+
+
+def measure_columns(config: Config) -> list[tuple[str, str]]:
+    """``(column, meaning)`` of the values the filter measures: the built-in ``label_prob``,
+    ``edit_distance`` and ``perplexity``, then the ``column`` of any other configured check.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...                         "label_column": "y", "labels": ["a", "b"]}})
+        >>> [name for name, _ in measure_columns(cfg)]
+        ['label_prob', 'edit_distance', 'perplexity']
+    """
+    meaning = {"label_prob": "", "edit_distance": "", "perplexity": ""}
+    for name in ("label", "minimality", "fluency", *config.filter.checks):
+        check = registered_checks.get(name)
+        if check.column is not None and not meaning.get(check.column):
+            meaning[check.column] = check.column_description
+    return list(meaning.items())
+
+
+def provenance_columns(config: Config) -> list[Column]:
+    """The ``cda_`` columns on every row of the augmented dataset, in order."""
+    columns = [
+        Column("is_counterfactual", _BOOL, "true for a generated counterfactual, false for an input row",
+               lambda s: True, _const(False)),
+        Column("original_index", _INT, "position of the original row in this dataset (originals: their own position)",
+               lambda s: s.record.index, lambda position, label: position),
+        Column("source_label", _STRING, "label of the original row", lambda s: s.record.label,
+               lambda position, label: label),
+        Column("target_label", _STRING, "label the counterfactual was written toward (originals: empty)",
+               lambda s: s.plan.target_label, _const("")),
+        Column("rationale_spans", _STRING, f"{_SPANS}; character offsets into the original segment after "
+               "task.replace (originals: [])", lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
+        Column("edited_segment", _STRING, "name of the segment the generator changed (originals: empty)",
+               lambda s: s.plan.segment, _const("")),
+        Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
+               lambda s: s.candidate.generator, _const("")),
+        Column("prompt_template", _STRING, "the prompt template used (originals: empty)",
+               lambda s: s.candidate.prompt_template, _const("")),
+        Column("checks", _STRING, f"{_CHECKS} it passed (originals: [])", lambda s: _checks_json(s.candidate),
+               _const("[]")),
+    ]
+    columns += [
+        Column(name, _FLOAT, f"{meaning} (null on originals and when not measured)", _measure(name))
+        for name, meaning in measure_columns(config)
+    ]
+    return [replace(c, name=PREFIX + c.name) for c in columns]
+
+
+def _measure(name: str) -> Callable[[Source], Any]:
+    return lambda s: s.candidate.measures.get(name)
+
+
+def audit_columns(config: Config) -> list[Column]:
+    """The columns of the audit dataset (one row per generated candidate), in order."""
+    c = lambda s: s.candidate  # noqa: E731
+    return [
+        Column("original_index", _INT, "position of the original row in the input", lambda s: s.record.index),
+        Column("segments", {name: _STRING for name in config.task.segments},
+               "the original's segments (after task.replace), one field per segment",
+               lambda s: {name: s.record.segments.get(name) for name in config.task.segments}),
+        Column("source_label", _STRING, "label of the original", lambda s: s.record.label),
+        Column("target_label", _STRING, "label the candidate was written toward", lambda s: s.plan.target_label),
+        Column("edited_segment", _STRING, "name of the segment the generator changed", lambda s: s.plan.segment),
+        Column("masked", _STRING, "the edited segment with its rationale spans blanked out", lambda s: s.plan.masked),
+        Column("spans", _STRING, _SPANS, lambda s: _spans_json(s.record, s.plan.spans)),
+        Column("sample_index", _INT, "which of the n samples for this prompt", lambda s: c(s).sample_index),
+        Column("raw", _STRING, "the generator's raw output", lambda s: c(s).raw),
+        Column("prompt", _STRING, "the rendered prompt", lambda s: c(s).prompt),
+        Column("parsed", _STRING, "the edited segment parsed from the output (null when it could not be parsed)",
+               lambda s: None if c(s).segments is None else c(s).segments.get(s.plan.segment)),
+        Column("error", _STRING, "why generation or parsing failed (null when it did not)", lambda s: c(s).error),
+        Column("checks", _STRING, f"{_CHECKS} that ran", lambda s: _checks_json(c(s))),
+        Column("accepted", _BOOL, "true when the candidate parsed and passed every check", lambda s: c(s).accepted),
+        Column("selected", _BOOL, "true for the candidate that became the plan's counterfactual",
+               lambda s: s.plan.selected == s.position),
+        Column("drop_reason", _STRING, "first failed check, or parse/generation/unchecked (null when accepted)",
+               lambda s: c(s).drop_reason),
+        *(Column(name, _FLOAT, f"{meaning} (null when not measured)", _measure(name))
+          for name, meaning in measure_columns(config)),
+        Column("generator", _STRING, "the LLM that wrote the candidate", lambda s: c(s).generator),
+        Column("prompt_template", _STRING, "the prompt template used", lambda s: c(s).prompt_template),
+    ]
+
+
+def provenance_features(config: Config) -> datasets.Features:
+    """Features of the ``cda_`` columns of :func:`to_dataset`."""
+    return datasets.Features({col.name: col.feature for col in provenance_columns(config)})
+
 
 _STRING_DTYPES = {"string", "large_string"}
 _INT_PREFIXES = ("int", "uint")
@@ -167,47 +235,19 @@ def label_encoder(table: datasets.Dataset, task: TaskConfig):
     )
 
 
-def _original_provenance(table: datasets.Dataset, task: TaskConfig) -> datasets.Dataset:
-    n = len(table)
-    labels = label_names(table, task)
-    columns = {
-        "cda_is_counterfactual": [False] * n,
-        "cda_original_index": list(range(n)),
-        "cda_source_label": labels,
-        "cda_target_label": [""] * n,
-        "cda_rationale_spans": ["[]"] * n,
-        "cda_edited_segment": [""] * n,
-        "cda_generator": [""] * n,
-        "cda_prompt_template": [""] * n,
-        "cda_checks": ["[]"] * n,
-        "cda_label_prob": [None] * n,
-        "cda_edit_distance": [None] * n,
-        "cda_perplexity": [None] * n,
-    }
-    return datasets.Dataset.from_dict(columns, features=PROVENANCE_FEATURES)
+def _original_provenance(table: datasets.Dataset, config: Config) -> datasets.Dataset:
+    labels = label_names(table, config.task)
+    columns = provenance_columns(config)
+    data = {col.name: [col.original(position, label) for position, label in enumerate(labels)] for col in columns}
+    return datasets.Dataset.from_dict(data, features=datasets.Features({c.name: c.feature for c in columns}))
 
 
-def _counterfactual_row(original: dict, record: Record, plan: EditPlan, best: Candidate, task: TaskConfig, encode) -> dict:
+def _counterfactual_row(original: dict, source: Source, columns: list[Column], task: TaskConfig, encode) -> dict:
     row = dict(original)
     # Unedited segments keep the user's text as written (task.replace only fed the models).
-    row[task.segments[plan.segment]] = best.segments[plan.segment]
-    row[task.label_column] = encode(plan.target_label)
-    row.update(
-        {
-            "cda_is_counterfactual": True,
-            "cda_original_index": record.index,
-            "cda_source_label": record.label,
-            "cda_target_label": plan.target_label,
-            "cda_rationale_spans": _spans_json(record, plan.spans),
-            "cda_edited_segment": plan.segment,
-            "cda_generator": best.generator,
-            "cda_prompt_template": best.prompt_template,
-            "cda_checks": _checks_json(best),
-            "cda_label_prob": best.label_prob,
-            "cda_edit_distance": best.edit_distance,
-            "cda_perplexity": best.perplexity,
-        }
-    )
+    row[task.segments[source.plan.segment]] = source.candidate.segments[source.plan.segment]
+    row[task.label_column] = encode(source.plan.target_label)
+    row.update({col.name: col.value(source) for col in columns})
     return row
 
 
@@ -240,7 +280,7 @@ def to_dataset(table: datasets.Dataset, records: list[Record], config: Config) -
     task = config.task
     _check_columns(table, task)
     encode = label_encoder(table, task)
-    originals = datasets.concatenate_datasets([table, _original_provenance(table, task)], axis=1)
+    originals = datasets.concatenate_datasets([table, _original_provenance(table, config)], axis=1)
     chosen = [
         (record, plan, plan.best)
         for record in sorted(records, key=lambda r: r.index)
@@ -254,7 +294,8 @@ def to_dataset(table: datasets.Dataset, records: list[Record], config: Config) -
         raise ExportError(f"Records with index {bad[:5]} point past the table's {len(table)} rows: wrong table?")
     source_rows = table.select(sorted({r.index for r, _, _ in chosen})).to_list()
     by_index = dict(zip(sorted({r.index for r, _, _ in chosen}), source_rows))
-    rows = [_counterfactual_row(by_index[r.index], r, p, best, task, encode) for r, p, best in chosen]
+    columns = provenance_columns(config)
+    rows = [_counterfactual_row(by_index[r.index], Source(r, p, best), columns, task, encode) for r, p, best in chosen]
     counterfactuals = datasets.Dataset.from_list(rows, features=originals.features)
     return datasets.concatenate_datasets([originals, counterfactuals])
 
@@ -269,32 +310,7 @@ def audit_features(config: Config) -> datasets.Features:
         >>> list(audit_features(cfg)["segments"])
         ['text']
     """
-    string, number = datasets.Value("string"), datasets.Value("float64")
-    return datasets.Features(
-        {
-            "original_index": datasets.Value("int64"),
-            "segments": {name: string for name in config.task.segments},
-            "source_label": string,
-            "target_label": string,
-            "edited_segment": string,
-            "masked": string,
-            "spans": string,
-            "sample_index": datasets.Value("int64"),
-            "raw": string,
-            "prompt": string,
-            "parsed": string,
-            "error": string,
-            "checks": string,
-            "accepted": datasets.Value("bool"),
-            "selected": datasets.Value("bool"),
-            "drop_reason": string,
-            "label_prob": number,
-            "edit_distance": number,
-            "perplexity": number,
-            "generator": string,
-            "prompt_template": string,
-        }
-    )
+    return datasets.Features({col.name: col.feature for col in audit_columns(config)})
 
 
 def to_audit_dataset(records: list[Record], config: Config) -> datasets.Dataset:
@@ -309,38 +325,14 @@ def to_audit_dataset(records: list[Record], config: Config) -> datasets.Dataset:
         >>> to_audit_dataset([], cfg).column_names[:3]
         ['original_index', 'segments', 'source_label']
     """
-    features = audit_features(config)
-    rows = []
-    for record in sorted(records, key=lambda r: r.index):
-        segments = {name: record.segments.get(name) for name in config.task.segments}
-        for plan in record.plans:
-            spans = _spans_json(record, plan.spans)
-            for position, c in enumerate(plan.candidates):
-                rows.append(
-                    {
-                        "original_index": record.index,
-                        "segments": segments,
-                        "source_label": record.label,
-                        "target_label": plan.target_label,
-                        "edited_segment": plan.segment,
-                        "masked": plan.masked,
-                        "spans": spans,
-                        "sample_index": c.sample_index,
-                        "raw": c.raw,
-                        "prompt": c.prompt,
-                        "parsed": None if c.segments is None else c.segments.get(plan.segment),
-                        "error": c.error,
-                        "checks": _checks_json(c),
-                        "accepted": c.accepted,
-                        "selected": plan.selected == position,
-                        "drop_reason": c.drop_reason,
-                        "label_prob": c.label_prob,
-                        "edit_distance": c.edit_distance,
-                        "perplexity": c.perplexity,
-                        "generator": c.generator,
-                        "prompt_template": c.prompt_template,
-                    }
-                )
+    columns = audit_columns(config)
+    features = datasets.Features({col.name: col.feature for col in columns})
+    rows = [
+        {col.name: col.value(Source(record, plan, candidate, position)) for col in columns}
+        for record in sorted(records, key=lambda r: r.index)
+        for plan in record.plans
+        for position, candidate in enumerate(plan.candidates)
+    ]
     if not rows:
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     return datasets.Dataset.from_list(rows, features=features)

@@ -15,8 +15,12 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from cda.filter.checks import CheckItem, FilterCheck
 from cda.filter.tokens import normalize_space
 from cda.records import Check, EditPlan
+from cda.registry import checks
 
 NAME = "duplicate"
 
@@ -40,3 +44,19 @@ def check_duplicates(plan: EditPlan) -> dict[int, Check]:
             first[key] = candidate.sample_index
             out[position] = Check(name=NAME, passed=True)
     return out
+
+
+@checks.register(NAME)
+class DuplicateCheck(FilterCheck):
+    """The ``duplicate`` check: every parsed candidate, grouped by plan (no settings)."""
+
+    cost = 3
+    fails_when = "the same text as an earlier sample for the same plan"
+
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        by_plan: dict[int, dict[int, Check]] = {}
+        out = []
+        for item in items:
+            plan_checks = by_plan.setdefault(id(item.plan), check_duplicates(item.plan))
+            out.append(plan_checks[item.plan.candidates.index(item.candidate)])
+        return out

@@ -2,7 +2,7 @@
 
 Perplexity under a language model, relative to the original segment's own perplexity
 (texts differ a lot in absolute perplexity): a candidate passes when its perplexity is
-at most ``filter.fluency_factor`` times the original's. Each distinct original is
+at most ``factor`` (``filter.checks.fluency.factor``) times the original's. Each distinct original is
 scored once, in the same batched call as the candidates.
 
 Examples:
@@ -19,8 +19,12 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from pydantic import Field
+
+from cda.filter.checks import CheckItem, FilterCheck
 from cda.protocols import LanguageModel
 from cda.records import Check
+from cda.registry import ComponentSettings, checks
 
 NAME = "fluency"
 
@@ -60,3 +64,22 @@ def fluency_checks(language_model: LanguageModel, items: Sequence[tuple[str, str
         fluency_check(score, reference[original], factor)
         for score, (original, _) in zip(scores[len(originals) :], items)
     ]
+
+
+@checks.register(NAME)
+class FluencyCheck(FilterCheck):
+    """The ``fluency`` check: perplexity at most ``factor`` times the original's (see the module docstring)."""
+
+    class Settings(ComponentSettings):
+        factor: float = Field(default=3.0, gt=0)
+
+    cost = 20
+    needs = frozenset({"language_model"})
+    column = "perplexity"
+    column_description = "language-model perplexity of the edited segment"
+    fails_when = "perplexity too high relative to the original (filter.checks.fluency.factor)"
+
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        assert self.context.language_model is not None, "the stage skips a check whose model is missing"
+        pairs = [(item.original, item.edited) for item in items]
+        return fluency_checks(self.context.language_model, pairs, self.settings.factor)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Label consistency: the task classifier must read the counterfactual as its target label.
 
-A candidate passes when ``P(target) >= filter.label_threshold`` and the target is the
+A candidate passes when ``P(target) >= threshold`` (``filter.checks.label.threshold``) and the target is the
 classifier's single most probable label (a tie is not a flip). All candidates go to the
 classifier in one call; it batches them itself.
 
@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pydantic import Field
+
 from cda.errors import CdaError
+from cda.filter.checks import CheckItem, FilterCheck
 from cda.protocols import Classifier
 from cda.records import Check
+from cda.registry import ComponentSettings, checks
 
 NAME = "label"
 
@@ -66,3 +70,32 @@ def label_checks(classifier: Classifier, items: Sequence[tuple[dict[str, str], s
     if len(probs) != len(items):
         raise RuntimeError(f"Classifier {classifier.name!r} returned {len(probs)} predictions for {len(items)} inputs")
     return [label_check(p, target, threshold) for p, (_, target) in zip(probs, items)]
+
+
+@checks.register(NAME)
+class LabelCheck(FilterCheck):
+    """The ``label`` check: the task classifier reads the target label (see the module docstring)."""
+
+    class Settings(ComponentSettings):
+        threshold: float = Field(default=0.5, ge=0, le=1)
+
+    cost = 10
+    needs = frozenset({"classifier"})
+    column = "label_prob"
+    column_description = "classifier probability of the target label"
+    fails_when = "the classifier did not read the target label (filter.checks.label.threshold)"
+
+    def load(self) -> None:
+        """Refuse a classifier that lacks a task label, before any candidate is scored."""
+        classifier, labels = self.context.classifier, self.context.config.task.labels
+        missing = [label for label in labels if classifier is not None and label not in classifier.labels]
+        if classifier is not None and missing:
+            raise LabelMismatchError(
+                f"The classifier {classifier.name!r} predicts {classifier.labels}, which lacks "
+                f"task label(s) {missing}; use a classifier trained on task.labels {labels}"
+            )
+
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        assert self.context.classifier is not None, "the stage skips a check whose model is missing"
+        pairs = [(dict(item.candidate.segments or {}), item.plan.target_label) for item in items]
+        return label_checks(self.context.classifier, pairs, self.settings.threshold)  # type: ignore[attr-defined]

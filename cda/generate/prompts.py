@@ -1,7 +1,7 @@
 """Prompt rendering: Jinja templates from ``prompts/`` (installed as ``cda.prompts``) or a file.
 
 ``generate.template`` is a versioned template name (``infill.v1``) or a path to a
-``.jinja`` file; unset, it is ``<generate.mode>.v1``. Templates render with
+``.jinja`` file; unset, it is the edit strategy's (``infill.v1``, ``rewrite.v1``). Templates render with
 ``StrictUndefined``, so a misspelt variable is an error, not an empty string.
 
 Variables every template gets:
@@ -96,13 +96,17 @@ def template_name(config: Config) -> str:
     Examples:
         >>> from cda.config import config_from_dict
         >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
-        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"mode": "rewrite"}})
+        ...     "label_column": "y", "labels": ["a", "b"]}, "edit": {"strategy": "rewrite"}})
         >>> template_name(cfg)
         'rewrite.v1'
     """
     spec = config.generate.template
     if spec is None:
-        return TRAINED_TEMPLATE if config.generator is not None else f"{config.generate.mode}.v1"
+        if config.generator is not None:
+            return TRAINED_TEMPLATE
+        from cda.edit.strategies import make_strategy
+
+        return make_strategy(config).template
     return spec.removesuffix(_SUFFIX) if not _is_path(spec) else spec
 
 

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.generate.parsing import infill_answer_regex, parse_candidate
+from cda.edit.strategies import NO_SPANS_ERROR, make_strategy
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
 from cda.records import Candidate, EditPlan, Record
@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 
 # Bump when what is cached per prompt changes meaning (keeps old cache entries from being reused).
 GENERATE_CACHE_VERSION = 1
-NO_SPANS_ERROR = "no rationale spans to edit"
 
 
 def sampling_settings(config: Config) -> SamplingSettings:
@@ -45,11 +44,11 @@ def sampling_settings(config: Config) -> SamplingSettings:
 
 def prompts_per_call(config: Config, generator: Generator) -> int:
     """How many prompts go to the generator at once: ``generate.prompts_per_call``, else what the
-    generator asks for (its ``prompts_per_call``: vLLM batches continuously and wants many), else
+    generator asks for (``capabilities.prompts_per_call``: vLLM batches continuously and wants many), else
     ``generate.batch_size``."""
     if config.generate.prompts_per_call is not None:
         return config.generate.prompts_per_call
-    return getattr(generator, "prompts_per_call", None) or config.generate.batch_size
+    return generator.capabilities.prompts_per_call or config.generate.batch_size
 
 
 class GenerateStage:
@@ -62,8 +61,9 @@ class GenerateStage:
     stopped. Outputs that do not parse become candidates with ``segments=None`` and
     ``error`` set (the raw output kept); a backend failure gives ``n`` candidates with
     the backend's error. Backend failures are not cached, so a rerun retries them. On a
-    backend with structured outputs (vLLM), infill answers are decoded under
-    :func:`~cda.generate.parsing.infill_answer_regex` (``generate.structured_answers``).
+    backend with structured outputs (vLLM), answers are decoded under the edit strategy's
+    :meth:`~cda.edit.strategies.EditStrategy.answer_regex` (``generate.structured_answers``),
+    and the strategy parses them.
 
     Input columns: ``segments``, ``label``, ``plans`` (from Edit).
     Output columns: ``plan.candidates`` (appended: ``segments``, ``raw``, ``prompt``,
@@ -96,6 +96,7 @@ class GenerateStage:
         self.cache = cache
         self.generator = generator
         self.template: PromptTemplate | None = None
+        self.strategy = make_strategy(config)
         self.generator_calls = 0
 
     def load(self) -> None:
@@ -126,18 +127,17 @@ class GenerateStage:
         )
 
     def process(self, records: list[Record]) -> list[Record]:
-        config, template = self.config, self._template()
-        mode = config.generate.mode
+        config, template, strategy = self.config, self._template(), self.strategy
         sampling = sampling_settings(config)
         structured = self.structured_answers()
         samplings: dict[str, SamplingSettings] = {}  # per prompt: the answer regex depends on the blanks
 
-        # 1. A prompt per plan; infill plans without spans fail here without an LLM call.
+        # 1. A prompt per plan; plans without spans fail here without an LLM call when the strategy needs spans.
         work: list[tuple[Record, EditPlan, str]] = []
         for record in records:
             for plan in record.plans:
                 plan.candidates, plan.selected = [], None  # a rerun replaces, never appends
-                if mode == "infill" and not plan.spans:
+                if strategy.needs_spans and not plan.spans:
                     plan.candidates.append(
                         Candidate(
                             generator=self.generator.name,
@@ -147,7 +147,7 @@ class GenerateStage:
                     )
                     continue
                 prompt = render_with(template, prompt_variables(config, record, plan))
-                regex = infill_answer_regex(len(plan.spans), config.edit.blank) if structured else None
+                regex = strategy.answer_regex(plan) if structured else None
                 samplings[prompt] = replace(sampling, regex=regex)
                 work.append((record, plan, prompt))
 
@@ -166,6 +166,8 @@ class GenerateStage:
         if keys:
             log.info("generate: %d prompts, %d cached, %d to generate", len(keys), len(keys) - len(missing), len(missing))
         chunk = prompts_per_call(config, self.generator)
+        if missing:
+            self.generator.load()  # only now: a run whose outputs are all cached never starts a model
         with tqdm(total=len(missing), desc="Generate", unit="prompt", disable=None) as bar:
             for start in range(0, len(distinct), chunk):
                 prompts = [p for p in distinct[start : start + chunk] if p not in outputs]
@@ -188,14 +190,14 @@ class GenerateStage:
                 )
                 continue
             for k, raw in enumerate(generation.texts):
-                segments, error = parse_candidate(raw, record, plan, mode, config.edit.blank)
+                segments, error = strategy.parse(raw, record, plan)
                 plan.candidates.append(Candidate(**base, segments=segments, raw=raw, sample_index=k, error=error))
         return records
 
     def structured_answers(self) -> bool:
-        """Whether infill answers are decoded under a regex (``generate.structured_answers`` and a backend that can)."""
+        """Whether answers are decoded under the strategy's regex (``generate.structured_answers`` and a backend that can)."""
         gen = self.config.generate
-        return gen.mode == "infill" and gen.structured_answers and getattr(self.generator, "structured_outputs", False)
+        return gen.structured_answers and self.generator.capabilities.structured_outputs
 
     def _call_grouped(self, prompts: list[str], samplings: dict[str, SamplingSettings]) -> list[Generation]:
         """The outputs for a chunk: one generator call per distinct sampling setting (blank count), in order."""

@@ -21,8 +21,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cda.cache import default_cache_root
 from cda.generate.model_files import ModelFileError, prepare_generator_model, resolve_model_name
-from cda.protocols import Generation, SamplingSettings
+from cda.protocols import Generation, GeneratorCapabilities, SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class TransformersGenerator:
         'transformers:SmolLM2-135M-Instruct.Q4_1'
     """
 
+    capabilities = GeneratorCapabilities(lora=True, scores_text=True)
+
     def __init__(
         self,
         model: str | Path | None = None,
@@ -60,7 +63,7 @@ class TransformersGenerator:
         lora_path: str | Path | None = None,
     ) -> None:
         self.model_spec = model
-        self.cache_root = Path(cache_root).expanduser() if cache_root else Path.home() / ".cache" / "cda" / "models"
+        self.cache_root = Path(cache_root).expanduser() if cache_root else default_cache_root() / "models"
         self.batch_size = batch_size
         self.device = device
         self.lora_path = Path(lora_path).expanduser() if lora_path else None

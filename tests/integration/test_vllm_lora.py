@@ -98,7 +98,7 @@ def test_server_serves_the_adapter_under_its_folder_name(trained_adapter, tmp_pa
         cfg = config_from_dict({
             "data": {"path": "x.tsv"},
             "task": {"segments": {"text": "Text"}, "label_column": "y", "labels": ["Negative", "Positive"]},
-            "generate": {"backend": "openai", "base_url": server.base_url, "lora_path": str(trained_adapter)},
+            "generate": {"backend": {"name": "openai", "base_url": server.base_url}, "lora_path": str(trained_adapter)},
         })  # fmt: skip
         gen = OpenAICompatibleGenerator.from_config(cfg)
         assert gen.model == trained_adapter.name

@@ -178,7 +178,7 @@ def test_a_server_that_is_not_an_openai_api_fails_before_training(tmp_path, stub
     data = write(tmp_path, "x.tsv", HEADER + GOOD)
     start = time.perf_counter()
     result = build(tmp_path, f"data.path={data}", "generate.backend=openai",
-                   f"generate.base_url={stub_server}", "generate.health_timeout_s=5", dry_run=False)  # fmt: skip
+                   f"generate.backend.base_url={stub_server}", "generate.backend.health_timeout_s=5", dry_run=False)  # fmt: skip
     assert result.exit_code == 2, result.output
     assert message in one_line_error(result)
     assert time.perf_counter() - start < 30
@@ -187,19 +187,19 @@ def test_a_server_that_is_not_an_openai_api_fails_before_training(tmp_path, stub
 def test_no_server_at_all_fails_before_training(tmp_path):
     data = write(tmp_path, "x.tsv", HEADER + GOOD)
     result = build(tmp_path, f"data.path={data}", "generate.backend=openai",
-                   f"generate.base_url=http://127.0.0.1:{free_port()}/v1", "generate.health_timeout_s=2", dry_run=False)  # fmt: skip
+                   f"generate.backend.base_url=http://127.0.0.1:{free_port()}/v1", "generate.backend.health_timeout_s=2", dry_run=False)  # fmt: skip
     assert result.exit_code == 2
     assert "No OpenAI-compatible server answered" in one_line_error(result)
 
 
-def generation_config(tmp_path: Path, base_url: str, **generate):
+def generation_config(tmp_path: Path, base_url: str, **backend):
     from cda.config import config_from_dict
 
     return config_from_dict({
         "cache_dir": str(tmp_path / "cache"),
         "data": {"path": write(tmp_path, "x.tsv", HEADER + "Negative\tA dull and boring film.\nPositive\tA great, fun film.\n")},
         "task": {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
-        "generate": {"backend": "openai", "base_url": base_url, "n": 2, "max_retries": 0, "prompts_per_call": 1, **generate},
+        "generate": {"backend": {"name": "openai", "base_url": base_url, "max_retries": 0, **backend}, "n": 2, "prompts_per_call": 1},
         "filter": {"checks": ["logic", "minimality", "words", "duplicate", "label"]},
     })  # fmt: skip
 

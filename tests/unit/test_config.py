@@ -18,8 +18,11 @@ def test_shipped_configs_load(root):
 
 
 def test_overrides_are_typed_and_nested(root):
-    cfg = load_config(root / "configs/imdb.yaml", ["generate.n=7", "data.path=x.tsv", "filter.fluency_factor=null"])
-    assert cfg.generate.n == 7 and cfg.data.path == "x.tsv" and cfg.filter.fluency_factor is None
+    cfg = load_config(root / "configs/imdb.yaml", ["generate.n=7", "data.path=x.tsv", "filter.checks.fluency=null",
+                                                   "filter.checks.label.threshold=0.7", "generate.backend.max_model_len=512"])
+    assert cfg.generate.n == 7 and cfg.data.path == "x.tsv" and "fluency" not in cfg.filter.checks
+    assert cfg.filter.checks["label"].threshold == 0.7 and cfg.filter.checks["minimality"].max_edit_distance == 0.5
+    assert cfg.generate.backend.name == "auto" and cfg.generate.backend.max_model_len == 512
 
 
 def test_unknown_key_names_key_and_allowed_keys(root):

@@ -13,7 +13,7 @@ import yaml
 from cda.config import Config, config_from_dict
 from cda.data import to_records
 from cda.export.card import render_card
-from cda.export.dataset import PROVENANCE_FEATURES, ExportError, audit_features, to_audit_dataset, to_dataset
+from cda.export.dataset import ExportError, audit_features, provenance_features, to_audit_dataset, to_dataset
 from cda.export.writer import HubPushError, HubTokenError, push_to_hub, write_outputs
 from cda.pipeline import Summary
 from cda.records import Candidate, Check, EditPlan, Record, Span
@@ -95,7 +95,7 @@ def test_originals_come_first_unchanged(tmp_path):
     originals = ds.select(range(3))
     assert _user_part(originals).to_list() == table.to_list()  # "<br />" kept: replace only fed the models
     assert _user_part(ds).features == table.features
-    assert {k: ds.features[k] for k in PROVENANCE_FEATURES} == dict(PROVENANCE_FEATURES)
+    assert {k: ds.features[k] for k in provenance_features(config)} == dict(provenance_features(config))
     assert list(originals["cda_is_counterfactual"]) == [False] * 3
     assert list(originals["cda_original_index"]) == [0, 1, 2]
     assert list(originals["cda_source_label"]) == ROWS["Sentiment"]
@@ -167,7 +167,7 @@ def test_two_segments_copy_the_original_unedited_segment(tmp_path):
 def test_no_counterfactuals_gives_the_originals_with_provenance(tmp_path):
     config = _config(tmp_path)
     ds = to_dataset(_table(), [], config)
-    assert len(ds) == 3 and ds.column_names == list(ROWS) + list(PROVENANCE_FEATURES)
+    assert len(ds) == 3 and ds.column_names == list(ROWS) + list(provenance_features(config))
 
 
 def test_input_with_cda_columns_or_non_text_segments_is_rejected(tmp_path):
@@ -259,7 +259,7 @@ def test_card_states_models_counts_drops_columns_and_loading(tmp_path):
     assert "| label | 1 |" in card and "| parse | 1 |" in card and "| logic | 1 |" in card
     assert "`batch_id` | copied from the original row" in card and "`cda_checks`" in card
     assert f'datasets.load_from_disk("{tmp_path.as_posix()}/out/dataset")' in card
-    assert "dataset.parquet" in card and "label_threshold: 0.5" in card
+    assert "dataset.parquet" in card and "threshold: 0.5" in card
 
 
 def test_the_hub_token_is_never_written(tmp_path, monkeypatch):

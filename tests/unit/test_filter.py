@@ -23,8 +23,19 @@ NLI = {
 }
 
 
-def _config(task=SENTIMENT, **filter_section):
-    return config_from_dict({"data": {"path": "unused.tsv"}, "task": task, "filter": filter_section})
+def _config(task=SENTIMENT, checks=None, **settings):
+    """A config whose filter checks are ``checks`` (default: all), with ``check.key`` settings."""
+    sections = {} if checks is None else {name: {} for name in checks}
+    if checks is not None:
+        sections = {**{name: None for name in ("logic", "minimality", "words", "duplicate", "label", "fluency")},
+                    **sections}
+    for key, value in settings.items():
+        name, field = key.split("__")
+        if value is None:
+            sections[name] = None
+        else:
+            sections.setdefault(name, {})[field] = value
+    return config_from_dict({"data": {"path": "unused.tsv"}, "task": task, "filter": {"checks": sections}})
 
 
 def _span(text: str, word: str, segment: str = "text") -> Span:
@@ -54,7 +65,7 @@ def _record(
 
 def _logic(record: Record, position: int = 0, **filter_section) -> Check:
     plan = record.plans[0]
-    return LogicCheck(_config(**filter_section))(record, plan, plan.candidates[position])
+    return LogicCheck.create(_config(), **filter_section)(record, plan, plan.candidates[position])
 
 
 class CountingLM:
@@ -91,11 +102,10 @@ def test_token_edit_distance_hand_computed(a, b, expected):
 
 def test_minimality_check_pass_fail_and_sets_edit_distance():
     # 10 tokens: The plot was dull and the acting was bad .
-    good = Candidate(segments={"text": "The plot was great and the acting was fine."})
-    check = MinimalityCheck(0.25)(ORIGINAL, good, "text")
-    assert check.passed and check.value == pytest.approx(2 / 10) and good.edit_distance == pytest.approx(0.2)
-    far = Candidate(segments={"text": "Wonderful."})
-    check = MinimalityCheck(0.25)(ORIGINAL, far, "text")
+    minimality = MinimalityCheck.create(_config(), max_edit_distance=0.25)
+    check = minimality.check(ORIGINAL, "The plot was great and the acting was fine.")
+    assert check.passed and check.value == pytest.approx(2 / 10)
+    check = minimality.check(ORIGINAL, "Wonderful.")
     assert not check.passed
     assert check.reason == "token edit distance 0.900 > max 0.250"  # 9 edits over 10 tokens
 
@@ -153,7 +163,7 @@ def test_logic_fails_when_an_unedited_segment_changes():
         ],
     )
     record = Record(index=3, segments={"premise": premise, "hypothesis": hypothesis}, label="entailment", plans=[plan])
-    check = LogicCheck(_config(NLI))
+    check = LogicCheck.create(_config(NLI))
     assert check(record, plan, plan.candidates[0]).passed
     assert check(record, plan, plan.candidates[1]).reason == (
         "segment(s) ['premise'] changed, but only 'hypothesis' may be edited"
@@ -290,7 +300,7 @@ def test_stage_end_to_end_with_fake_classifier():
         "The story was great and the acting was excellent!",  # 4: fails logic (outside spans)
         "The plot was good and the acting was great.",  # 5: accepted, also P=0.9 but further
     )
-    stage = FilterStage(_config(fluency_factor=None, span_context=0), FakeClassifier(), None)
+    stage = FilterStage(_config(fluency__factor=None, logic__span_context=0), FakeClassifier(), None)
     stage.load()
     out = stage.process([record])
     stage.unload()
@@ -311,7 +321,7 @@ def test_stage_end_to_end_with_fake_classifier():
 def test_stage_runs_fluency_only_on_label_survivors_and_is_idempotent():
     record = _record("The plot was great and the acting was excellent.", "The plot was bad and the acting was awful.")
     lm = CountingLM()
-    stage = FilterStage(_config(fluency_factor=2.0), FakeClassifier(), lm)
+    stage = FilterStage(_config(fluency__factor=2.0), FakeClassifier(), lm)
     stage.load()
     stage.process([record])
     first = [c.model_copy(deep=True) for c in record.plans[0].candidates]
@@ -325,7 +335,7 @@ def test_stage_runs_fluency_only_on_label_survivors_and_is_idempotent():
 
 def test_stage_respects_configured_checks_and_skips_fluency_without_a_model():
     record = _record("The plot was great and the acting was excellent.", "Great!")
-    stage = FilterStage(_config(checks=["minimality", "fluency"], max_edit_distance=0.5), FakeClassifier(), None)
+    stage = FilterStage(_config(checks=["minimality", "fluency"], minimality__max_edit_distance=0.5), FakeClassifier(), None)
     assert stage.checks == ["minimality"]
     stage.load()
     stage.process([record])
@@ -344,12 +354,14 @@ def test_stage_load_rejects_a_classifier_without_the_task_labels():
 def test_config_needs_at_least_one_check():
     with pytest.raises(ConfigError, match="filter.checks"):
         _config(checks=[])
+    with pytest.raises(ConfigError, match="filter.checks"):
+        config_from_dict({"data": {"path": "x"}, "task": SENTIMENT, "filter": {"checks": []}})
 
 
 def test_words_check_fails_invented_and_foreign_words_only_where_added():
     from cda.filter.words import WordsCheck
 
-    check = WordsCheck(2.0)
+    check = WordsCheck(WordsCheck.Settings(name="words", min_zipf=2.0))
     assert not check.check("The film was dull.", "The film was ithorrible.").passed
     assert not check.check("The film was dull.", "The film was bellissimo.").passed
     assert check.check("The film was dull.", "The film was superb.").passed

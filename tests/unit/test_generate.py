@@ -13,14 +13,15 @@ from cda.generate import backends
 from cda.generate.backends import BackendError, make_generator, make_language_model, resolve_backend
 from cda.generate.parsing import infill_answer_regex
 from cda.generate.stage import NO_SPANS_ERROR, GenerateStage, prompts_per_call, sampling_settings
-from cda.protocols import Generation, Generator, LanguageModel, SamplingSettings
+from cda.protocols import Generation, Generator, GeneratorCapabilities, LanguageModel, SamplingSettings
 from cda.records import Record, Span
 from tests.fakes import FakeGenerator
 
 
-def make_config(tmp_path, **generate):
+def make_config(tmp_path, mode: str = "infill", **generate):
     return config_from_dict(
         {
+            "edit": {"strategy": mode},
             "seed": 7,
             "cache_dir": str(tmp_path / "cache"),
             "data": {"path": "x.tsv"},
@@ -54,6 +55,10 @@ class JunkGenerator:
     """Returns output no parser can use, except for the second sample."""
 
     name = "fake:junk"
+    capabilities = GeneratorCapabilities()
+
+    def load(self) -> None:
+        pass
 
     def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
         return [Generation(["I love movies!", "[BLANK1]: fine\n[BLANK2]: okay"][: sampling.n]) for _ in prompts]
@@ -63,6 +68,10 @@ class FailingGenerator:
     """A backend whose calls fail (e.g. a server that is down)."""
 
     name = "fake:down"
+    capabilities = GeneratorCapabilities()
+
+    def load(self) -> None:
+        pass
 
     def __init__(self) -> None:
         self.calls = 0
@@ -158,7 +167,7 @@ def test_killed_run_keeps_finished_chunks(tmp_path):
 class StructuredGenerator(FakeGenerator):
     """A fake backend with structured outputs: records the sampling of each call."""
 
-    structured_outputs = True
+    capabilities = GeneratorCapabilities(structured_outputs=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -188,12 +197,14 @@ def test_unstructured_backends_and_rewrite_get_no_regex(tmp_path):
     gen = FakeGenerator()
     assert GenerateStage(cfg, Cache(tmp_path / "c"), gen).structured_answers() is False
     rewrite = make_config(tmp_path, mode="rewrite")
-    assert GenerateStage(rewrite, Cache(tmp_path / "c"), StructuredGenerator()).structured_answers() is False
+    gen = StructuredGenerator()
+    run(rewrite, gen, records_with_plans(rewrite))
+    assert gen.calls and all(regex is None for _, regex in gen.calls)  # the rewrite strategy has no answer shape
 
 
 def test_chunk_size_from_config_then_generator_then_batch_size(tmp_path):
     class Wide(FakeGenerator):
-        prompts_per_call = 256
+        capabilities = GeneratorCapabilities(prompts_per_call=256)
 
     assert prompts_per_call(make_config(tmp_path, batch_size=3), FakeGenerator()) == 3
     assert prompts_per_call(make_config(tmp_path, batch_size=3), Wide()) == 256
@@ -245,6 +256,10 @@ def test_infill_without_spans_needs_no_llm_call(tmp_path):
 def test_rewrite_mode_works_without_spans(tmp_path):
     class Rewriter:
         name = "fake:rewriter"
+        capabilities = GeneratorCapabilities()
+
+        def load(self) -> None:
+            pass
 
         def generate(self, prompts, sampling):
             return [Generation([f"Here is the edited text:\n\"A fine film. ({k})\"" for k in range(sampling.n)]) for _ in prompts]
@@ -275,7 +290,10 @@ def test_sampling_settings_from_config(tmp_path):
 
 
 def test_backend_resolution(tmp_path, monkeypatch):
-    monkeypatch.setattr(backends, "_has_module", lambda name: False)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
     assert resolve_backend(make_config(tmp_path)) == "transformers"
     assert resolve_backend(make_config(tmp_path, backend="vllm")) == "vllm"
 

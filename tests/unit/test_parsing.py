@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cda.generate.parsing import clean_output, parse_candidate, parse_infill, parse_rewrite, strip_quotes
+from cda.config import ConfigError, config_from_dict
+from cda.edit.strategies import make_strategy
+from cda.generate.parsing import clean_output, parse_infill, parse_rewrite, strip_quotes
 from cda.records import EditPlan, Record, Span
 
 
@@ -132,26 +134,31 @@ PLAN = EditPlan(
 )
 
 
-def test_parse_candidate_infill_substitutes_at_offsets_and_copies_other_segments():
-    segments, error = parse_candidate("[BLANK2]: fast\n[BLANK1]: lively", RECORD, PLAN, "infill")
+def _strategy(name: str):
+    cfg = config_from_dict({"data": {"path": "x.tsv"}, "edit": {"strategy": name},
+                            "task": {"segments": {"premise": "p", "hypothesis": "h"}, "label_column": "y",
+                                     "labels": ["entailment", "neutral", "contradiction"]}})  # fmt: skip
+    return make_strategy(cfg)
+
+
+def test_infill_strategy_substitutes_at_offsets_and_copies_other_segments():
+    segments, error = _strategy("infill").parse("[BLANK2]: fast\n[BLANK1]: lively", RECORD, PLAN)
     assert error is None
     assert segments == {"premise": "A dog runs.", "hypothesis": "A lively, fast film."}
 
 
-def test_parse_candidate_infill_failures():
-    assert parse_candidate("[BLANK1]: lively", RECORD, PLAN, "infill") == (
-        None,
-        "missing replacement for [BLANK2] (found [BLANK1])",
-    )
+def test_infill_strategy_failures():
+    infill = _strategy("infill")
+    assert infill.parse("[BLANK1]: lively", RECORD, PLAN) == (None, "missing replacement for [BLANK2] (found [BLANK1])")
     empty = PLAN.model_copy(update={"spans": [], "masked": RECORD.segments["hypothesis"]})
-    assert parse_candidate("[BLANK1]: x", RECORD, empty, "infill") == (None, "no rationale spans to edit")
+    assert infill.parse("[BLANK1]: x", RECORD, empty) == (None, "no rationale spans to edit")
 
 
-def test_parse_candidate_rewrite():
-    segments, error = parse_candidate("Edited hypothesis: A lively film.", RECORD, PLAN, "rewrite")
+def test_rewrite_strategy():
+    segments, error = _strategy("rewrite").parse("Edited hypothesis: A lively film.", RECORD, PLAN)
     assert (segments, error) == ({"premise": "A dog runs.", "hypothesis": "A lively film."}, None)
-    with pytest.raises(ValueError, match="allowed: infill, rewrite"):
-        parse_candidate("x", RECORD, PLAN, "paraphrase")
+    with pytest.raises(ConfigError, match=r"edit.strategy: unknown edit strategy 'paraphrase'; registered: infill, rewrite"):
+        _strategy("paraphrase")
 
 
 @pytest.mark.parametrize(

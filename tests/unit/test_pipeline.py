@@ -14,12 +14,12 @@ ROWS = {
 }
 
 
-def _config(tmp_path, **filter_overrides):
+def _config(tmp_path, **checks):
     return config_from_dict({
         "data": {"path": "unused.tsv"},
         "task": {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
         "generate": {"n": 4},
-        "filter": {"fluency_factor": None, "max_edit_distance": 0.6, **filter_overrides},
+        "filter": {"checks": {"fluency": None, "minimality": {"max_edit_distance": 0.6}, **checks}},
         "export": {"output_dir": str(tmp_path / "out")},
     })
 
@@ -52,6 +52,7 @@ def test_second_build_uses_the_generation_cache(tmp_path):
     second = FakeGenerator()
     again = build(_config(tmp_path), table, components=Components(FakeClassifier(), second))
     assert first.prompts and not second.prompts
+    assert first.loads == 1 and second.loads == 0  # a generator whose outputs are all cached is never loaded
     assert again.summary.counterfactuals >= 2
 
 

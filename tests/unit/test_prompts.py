@@ -18,9 +18,10 @@ from cda.generate.prompts import (
 from cda.records import Record, Span
 
 
-def make_config(**generate):
+def make_config(mode: str = "infill", **generate):
     return config_from_dict(
         {
+            "edit": {"strategy": mode},
             "data": {"path": "x.tsv"},
             "task": {
                 "name": "nli",

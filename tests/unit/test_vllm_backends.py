@@ -19,7 +19,7 @@ import pytest
 from cda.cache import Cache
 from cda.config import config_from_dict
 from cda.edit.stage import EditStage
-from cda.generate.backends import BackendError, backend_class
+from cda.generate.backends import BackendError, make_generator
 from cda.generate.openai_client import OpenAICompatibleGenerator, normalize_base_url
 from cda.generate.stage import GenerateStage
 from cda.generate.vllm_engine import VLLMGenerator
@@ -92,14 +92,15 @@ class FakeServer:
         self.httpd.server_close()
 
 
-def make_config(tmp_path, url: str, **generate):
+def make_config(tmp_path, url: str, **backend):
+    backend = backend or {"name": "openai", "base_url": url, "max_retries": 1, "concurrency": 2}
     return config_from_dict(
         {
             "seed": 3,
             "cache_dir": str(tmp_path / "cache"),
             "data": {"path": "x.tsv"},
             "task": {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "y", "labels": ["Negative", "Positive"]},
-            "generate": {"backend": "openai", "base_url": url, "n": 2, "max_retries": 1, "concurrency": 2, **generate},
+            "generate": {"backend": backend, "n": 2},
         }
     )  # fmt: skip
 
@@ -120,6 +121,7 @@ def test_client_sends_sampling_settings_and_parses_choices(tmp_path, monkeypatch
     with FakeServer() as server:
         gen = OpenAICompatibleGenerator(base_url=server.url, api_key_env="MY_KEY")
         assert isinstance(gen, Generator)
+        gen.load()
         assert gen.name == "openai:tiny-model"  # the server's first model when none is configured
         schema = {"type": "object", "properties": {"a": {"type": "string"}}}
         out = gen.generate(["Fill [BLANK1] and [BLANK2]."], SamplingSettings(n=3, seed=9, temperature=0.5, top_p=0.9,
@@ -172,7 +174,7 @@ def test_failed_requests_are_retried_then_kept_as_errors_and_a_rerun_resumes(tmp
     with FakeServer() as server:
         config = make_config(tmp_path, server.url)
         server.fail_words = {"zqxfail"}
-        gen = backend_class("openai").from_config(config)
+        gen = make_generator(config)
         stage = GenerateStage(config, Cache(config.resolved_cache_dir()), gen)
         stage.load()
         first = stage.process(plans(config))
@@ -186,7 +188,7 @@ def test_failed_requests_are_retried_then_kept_as_errors_and_a_rerun_resumes(tmp
         # The server is back: a rerun sends only the prompt that failed.
         server.fail_words.clear()
         server.requests.clear()
-        stage = GenerateStage(config, Cache(config.resolved_cache_dir()), backend_class("openai").from_config(config))
+        stage = GenerateStage(config, Cache(config.resolved_cache_dir()), make_generator(config))
         stage.load()
         again = stage.process(plans(config))
         assert len(server.requests) == 1 and "zqxfail" in server.requests[0]["messages"][-1]["content"]
@@ -205,8 +207,8 @@ def test_normalize_base_url():
 
 # --------------------------------------------------------------------------- vLLM engine
 def test_vllm_generator_names_and_config(tmp_path):
-    config = make_config(tmp_path, "http://x", backend="vllm", max_model_len=512, kv_cache_gb=0.5)
-    gen = backend_class("vllm").from_config(config)
+    config = make_config(tmp_path, "http://x", name="vllm", max_model_len=512, kv_cache_gb=0.5)
+    gen = make_generator(config)
     assert gen.name == "vllm:SmolLM2-135M-Instruct.Q4_1"
     kwargs = gen.engine_kwargs("/m", gpu=False)
     assert kwargs["max_model_len"] == 512 and kwargs["enforce_eager"] is True
@@ -214,7 +216,7 @@ def test_vllm_generator_names_and_config(tmp_path):
     assert kwargs["kv_cache_memory_bytes"] == 1 << 29
     assert kwargs["dtype"] == ("bfloat16" if cpu_has_native_bf16() else "float32")
     gpu = gen.engine_kwargs("/m", gpu=True)
-    assert gpu["enforce_eager"] is False and gpu["dtype"] == "bfloat16" and "kv_cache_memory_bytes" in gpu
+    assert "enforce_eager" not in gpu and gpu["dtype"] == "bfloat16" and "kv_cache_memory_bytes" in gpu
     assert "enable_chunked_prefill" not in gpu
     assert VLLMGenerator(dtype="float16").engine_kwargs("/m", gpu=False)["dtype"] == "float16"
 

@@ -1,0 +1,118 @@
+"""Edit strategies: how an edit is planned, which prompt asks for it, and how the answer is read.
+
+A strategy is registered in :data:`cda.registry.edit_strategies` and chosen by
+``edit.strategy`` (a name, or ``{name: ..., <its settings>}``). It owns the four things
+that change together when the kind of edit changes:
+
+* :meth:`EditStrategy.plans` -- the edit plans of a record (Edit stage);
+* :attr:`EditStrategy.template` -- its default prompt template (``generate.template`` overrides);
+* :meth:`EditStrategy.answer_regex` -- the shape a structured-output backend decodes under;
+* :meth:`EditStrategy.parse` -- the generator's raw answer -> the record's segments after the edit.
+
+Built in: ``infill`` (blank the rationale spans, ask for one replacement per blank) and
+``rewrite`` (show the spans, ask for the whole edited segment).
+
+Examples:
+    >>> from cda.config import config_from_dict
+    >>> from cda.records import Record, Span
+    >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+    ...     "label_column": "y", "labels": ["Negative", "Positive"]}})
+    >>> strategy = make_strategy(cfg)
+    >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative",
+    ...            spans=[Span(segment="text", start=2, end=6)])
+    >>> plan = strategy.plans(r)[0]
+    >>> plan.masked, strategy.parse("[BLANK1]: lively", r, plan)
+    ('A [BLANK1] film.', ({'text': 'A lively film.'}, None))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from cda.edit.plans import fill_blanks, make_plans
+from cda.records import EditPlan, Record
+from cda.registry import ComponentSettings, edit_strategies
+
+if TYPE_CHECKING:
+    from cda.config import Config
+
+#: The error a strategy that needs spans gives a plan without any (no LLM call is made).
+NO_SPANS_ERROR = "no rationale spans to edit"
+
+
+class EditStrategy:
+    """Base class of edit strategies (subclass it, set the class attributes, implement :meth:`parse`).
+
+    Args:
+        settings: the validated ``edit.strategy`` section.
+        config: the run config (``task``, ``edit.blank``, ``edit.merge_gap``).
+    """
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type[ComponentSettings]] = ComponentSettings
+    #: Default prompt template: a name in ``prompts/`` without ``.jinja``.
+    template: ClassVar[str] = ""
+    #: A plan without rationale spans cannot be carried out (it becomes an error candidate).
+    needs_spans: ClassVar[bool] = True
+
+    def __init__(self, settings: ComponentSettings, config: "Config") -> None:
+        self.settings = settings
+        self.config = config
+
+    def plans(self, record: Record) -> list[EditPlan]:
+        """The edit plans of ``record``: by default one per target label and editable segment
+        with spans (:func:`~cda.edit.plans.make_plans`)."""
+        return make_plans(record, self.config.task, self.config.edit)
+
+    def answer_regex(self, plan: EditPlan) -> str | None:
+        """A regular expression the whole answer must match on a structured-output backend, or ``None``."""
+        return None
+
+    def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
+        """``(all segments after the edit, None)`` or ``(None, why the answer could not be read)``."""
+        raise NotImplementedError
+
+
+@edit_strategies.register("infill")
+class InfillStrategy(EditStrategy):
+    """Blank the rationale spans; the answer gives one replacement per blank, substituted into the
+    *original* segment at the spans' offsets (text outside the spans is untouched by construction)."""
+
+    template = "infill.v1"
+
+    def answer_regex(self, plan: EditPlan) -> str | None:
+        from cda.generate.parsing import infill_answer_regex
+
+        return infill_answer_regex(len(plan.spans), self.config.edit.blank)
+
+    def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
+        from cda.generate.parsing import parse_infill
+
+        if not plan.spans:
+            return None, NO_SPANS_ERROR
+        values, error = parse_infill(raw, len(plan.spans), self.config.edit.blank, masked=plan.masked)
+        if values is None:
+            return None, error
+        return {**record.segments, plan.segment: fill_blanks(record.segments[plan.segment], plan.spans, values)}, None
+
+
+@edit_strategies.register("rewrite")
+class RewriteStrategy(EditStrategy):
+    """Show the spans; the answer is the whole edited segment (the ``logic`` check keeps it local)."""
+
+    template = "rewrite.v1"
+    needs_spans = False
+
+    def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
+        from cda.generate.parsing import parse_rewrite
+
+        edited, error = parse_rewrite(raw, plan.segment)
+        if edited is None:
+            return None, error
+        return {**record.segments, plan.segment: edited}, None
+
+
+def make_strategy(config: "Config") -> EditStrategy:
+    """The strategy ``edit.strategy`` names, with its settings."""
+    settings = config.edit.strategy
+    return edit_strategies.get(settings.name)(settings, config)
