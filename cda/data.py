@@ -23,7 +23,7 @@ import datasets
 
 from cda.config import DataConfig, TaskConfig
 from cda.errors import CdaError
-from cda.records import Record
+from cda.records import SENTENCE_SEPARATOR, Record
 from cda.tasks import clean_text
 
 log = logging.getLogger(__name__)
@@ -249,12 +249,28 @@ def check_columns(table: datasets.Dataset, task: TaskConfig) -> None:
         raise DataError(f"Missing column(s) {detail}; the data has columns {table.column_names}")
     for key, col in needed.items():
         feature = table.features[col]
-        text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "null")
+        text = is_text(feature) or (key != "task.label_column" and is_sentence_list(feature))
         integer = isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
         if key == "task.label_column" and not (text or integer or isinstance(feature, datasets.ClassLabel)):
             raise DataError(f"Label column {col!r} ({key}) holds {_kind(feature)}; expected label names or integer ids")
         if key != "task.label_column" and not text:
-            raise DataError(f"Text column {col!r} ({key}) holds {_kind(feature)}; expected text")
+            raise DataError(f"Text column {col!r} ({key}) holds {_kind(feature)}; expected text or a list of sentences")
+
+
+def is_text(feature: object) -> bool:
+    """A column of strings (or of nulls only)."""
+    return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "null")
+
+
+def is_sentence_list(feature: object) -> bool:
+    """A column whose values are lists of strings (e.g. evidence sentences): a list segment.
+
+    Examples:
+        >>> is_sentence_list(datasets.Dataset.from_list([{"e": ["a", "b"]}]).features["e"])
+        True
+    """
+    inner = getattr(feature, "feature", None)
+    return isinstance(feature, (datasets.List, datasets.LargeList)) and is_text(inner)
 
 
 def _kind(feature: object) -> str:
@@ -267,6 +283,11 @@ def _kind(feature: object) -> str:
 def to_records(table: datasets.Dataset, task: TaskConfig, on_invalid: str = "error") -> list[Record]:
     """Turn rows into records. ``index`` is the row's position in ``table``.
 
+    A segment column of string lists (sentences) becomes one text with the sentences joined by
+    :data:`~cda.records.SENTENCE_SEPARATOR` (a line break) and is named in
+    ``record.list_segments``; :meth:`~cda.records.Record.locate` addresses a span in it as
+    (segment, sentence, start, end), and the export writes it back as a list.
+
     Rows with an empty segment or a label outside ``task.labels`` raise
     :class:`DataError` naming the first bad rows; with ``on_invalid="skip"`` they are
     left out and logged (the caller counts them via ``len(table) - len(records)``).
@@ -274,16 +295,28 @@ def to_records(table: datasets.Dataset, task: TaskConfig, on_invalid: str = "err
     check_columns(table, task)
     labels = label_names(table, task)
     columns = {name: table[col] for name, col in task.segments.items()}
+    lists = [name for name, col in task.segments.items() if is_sentence_list(table.features[col])]
     records, problems = [], []
     for i, label in enumerate(labels):
-        segments = {name: clean_text(task, "" if col[i] is None else str(col[i])) for name, col in columns.items()}
+        segments, broken = {}, []
+        for name, col in columns.items():
+            value = col[i]
+            if name in lists:
+                sentences = [clean_text(task, s or "") for s in value or []]
+                broken += [name] if any(SENTENCE_SEPARATOR in s for s in sentences) else []
+                segments[name] = SENTENCE_SEPARATOR.join(sentences)
+            else:
+                segments[name] = clean_text(task, "" if value is None else str(value))
         empty = [name for name, text in segments.items() if not text.strip()]
-        if label not in task.labels:
+        if broken:
+            problems.append(f"row {i}: a sentence of list segment(s) {broken} holds a line break; cda joins a list's "
+                            "sentences with line breaks, so each sentence must be one line")
+        elif label not in task.labels:
             problems.append(f"row {i}: label {label!r} is not in task.labels {task.labels}")
         elif empty:
             problems.append(f"row {i}: empty text in segment(s) {empty} (columns {[task.segments[e] for e in empty]})")
         else:
-            records.append(Record(index=i, segments=segments, label=label))
+            records.append(Record(index=i, segments=segments, label=label, list_segments=lists))
     if problems and on_invalid == "error":
         shown = "\n  ".join(problems[:5])
         more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""

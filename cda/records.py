@@ -27,6 +27,9 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, Field, model_validator
 
+#: Joins the sentences of a list segment (a column of string lists, e.g. evidence) into one text.
+SENTENCE_SEPARATOR = "\n"
+
 #: Measures of the built-in checks, also accepted as keywords: ``Candidate(label_prob=0.9)``.
 BUILTIN_MEASURES = ("label_prob", "edit_distance", "perplexity")
 
@@ -114,18 +117,35 @@ class Candidate(BaseModel):
 
 
 class EditPlan(BaseModel):
-    """Which spans of which segment to change, toward which label.
+    """Which spans of which segment(s) to change, toward which label.
 
-    ``masked`` is the edited segment with each span replaced by a numbered blank
-    (``[BLANK1]``, ``[BLANK2]`` ...); ``spans`` are in text order.
+    ``segment`` is the segment the prompt is about; ``also_edits`` names other segments the
+    plan may change with it (an entity substituted in the claim and in the evidence alike).
+    ``masked`` is ``segment`` with each span replaced by a numbered blank (``[BLANK1]``,
+    ``[BLANK2]`` ...); ``spans`` are in text order.
+
+    Examples:
+        >>> plan = EditPlan(target_label="REFUTES", segment="evidence", also_edits=["claim"])
+        >>> plan.edited_segments, plan.text_of({"claim": "Paris is big.", "evidence": "Paris has 2M people."})
+        (['evidence', 'claim'], 'Paris has 2M people.\\nParis is big.')
     """
 
     target_label: str
     segment: str
+    also_edits: list[str] = Field(default_factory=list)
     spans: list[Span] = Field(default_factory=list)
     masked: str = ""
     candidates: list[Candidate] = Field(default_factory=list)
     selected: int | None = None
+
+    @property
+    def edited_segments(self) -> list[str]:
+        """Every segment this plan may change: ``segment`` first, then ``also_edits``."""
+        return list(dict.fromkeys([self.segment, *self.also_edits]))
+
+    def text_of(self, segments: dict[str, str] | None) -> str:
+        """The edited segments' texts, joined by line breaks (``""`` for a missing one)."""
+        return SENTENCE_SEPARATOR.join((segments or {}).get(name, "") for name in self.edited_segments)
 
     @property
     def best(self) -> Candidate | None:
@@ -144,10 +164,29 @@ class Record(BaseModel):
     spans: list[Span] = Field(default_factory=list)
     seen_chars: dict[str, int] = Field(default_factory=dict)
     plans: list[EditPlan] = Field(default_factory=list)
+    # Segments that were lists of sentences in the data (joined with SENTENCE_SEPARATOR).
+    list_segments: list[str] = Field(default_factory=list)
 
     def span_text(self, span: Span) -> str:
         """The characters a span covers."""
         return self.segments[span.segment][span.start : span.end]
+
+    def locate(self, span: Span) -> tuple[str, int | None, int, int]:
+        """``(segment, sentence, start, end)``: in a list segment, the sentence's index and the
+        offsets inside that sentence; elsewhere ``sentence`` is ``None`` and the offsets are the span's.
+
+        Examples:
+            >>> r = Record(index=0, segments={"evidence": "Paris is in France.\\nIt is big."}, label="SUPPORTS",
+            ...            list_segments=["evidence"])
+            >>> r.locate(Span(segment="evidence", start=23, end=26))
+            ('evidence', 1, 3, 6)
+        """
+        if span.segment not in self.list_segments:
+            return span.segment, None, span.start, span.end
+        text = self.segments[span.segment]
+        sentence = text.count(SENTENCE_SEPARATOR, 0, span.start)
+        begin = text.rfind(SENTENCE_SEPARATOR, 0, span.start) + 1
+        return span.segment, sentence, span.start - begin, span.end - begin
 
 
 def save_records(records: Iterable[Record], path: str | Path) -> Path:

@@ -34,9 +34,9 @@ from typing import Any, Callable
 import datasets
 
 from cda.config import Config, TaskConfig
-from cda.data import check_columns, label_names
+from cda.data import check_columns, is_sentence_list, label_names
 from cda.errors import CdaError
-from cda.records import Candidate, EditPlan, Record, Span
+from cda.records import SENTENCE_SEPARATOR, Candidate, EditPlan, Record, Span
 from cda.registry import checks as registered_checks
 
 PREFIX = "cda_"
@@ -108,9 +108,9 @@ def provenance_columns(config: Config) -> list[Column]:
         Column("target_label", _STRING, "label the counterfactual was written toward (originals: empty)",
                lambda s: s.plan.target_label, _const("")),
         Column("rationale_spans", _STRING, f"{_SPANS}; character offsets into the original segment after "
-               "task.replace (originals: [])", lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
-        Column("edited_segment", _STRING, "name of the segment the generator changed (originals: empty)",
-               lambda s: s.plan.segment, _const("")),
+               "task.replace; in a list segment, the sentence's index and offsets inside it (originals: [])", lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
+        Column("edited_segment", _STRING, "name of the segment the generator changed, several joined by commas "
+               "(originals: empty)", lambda s: ",".join(s.plan.edited_segments), _const("")),
         Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
                lambda s: s.candidate.generator, _const("")),
         Column("prompt_template", _STRING, "the prompt template used (originals: empty)",
@@ -139,14 +139,15 @@ def audit_columns(config: Config) -> list[Column]:
                lambda s: {name: s.record.segments.get(name) for name in config.task.segments}),
         Column("source_label", _STRING, "label of the original", lambda s: s.record.label),
         Column("target_label", _STRING, "label the candidate was written toward", lambda s: s.plan.target_label),
-        Column("edited_segment", _STRING, "name of the segment the generator changed", lambda s: s.plan.segment),
+        Column("edited_segment", _STRING, "name of the segment(s) the generator changed, joined by commas",
+               lambda s: ",".join(s.plan.edited_segments)),
         Column("masked", _STRING, "the edited segment with its rationale spans blanked out", lambda s: s.plan.masked),
         Column("spans", _STRING, _SPANS, lambda s: _spans_json(s.record, s.plan.spans)),
         Column("sample_index", _INT, "which of the n samples for this prompt", lambda s: c(s).sample_index),
         Column("raw", _STRING, "the generator's raw output", lambda s: c(s).raw),
         Column("prompt", _STRING, "the rendered prompt", lambda s: c(s).prompt),
-        Column("parsed", _STRING, "the edited segment parsed from the output (null when it could not be parsed)",
-               lambda s: None if c(s).segments is None else c(s).segments.get(s.plan.segment)),
+        Column("parsed", _STRING, "the edited segment(s) parsed from the output, several joined by line breaks "
+               "(null when it could not be parsed)", lambda s: None if c(s).segments is None else s.plan.text_of(c(s).segments)),
         Column("error", _STRING, "why generation or parsing failed (null when it did not)", lambda s: c(s).error),
         Column("checks", _STRING, f"{_CHECKS} that ran", lambda s: _checks_json(c(s))),
         Column("accepted", _BOOL, "true when the candidate parsed and passed every check", lambda s: c(s).accepted),
@@ -175,13 +176,13 @@ class ExportError(CdaError, ValueError):
 
 
 def _spans_json(record: Record, spans: list[Span]) -> str:
-    return json.dumps(
-        [
-            {"segment": s.segment, "start": s.start, "end": s.end, "text": s.text or record.span_text(s), "score": s.score}
-            for s in spans
-        ],
-        ensure_ascii=False,
-    )
+    out = []
+    for s in spans:
+        segment, sentence, start, end = record.locate(s)
+        where = {"segment": segment, "start": start, "end": end} if sentence is None else {
+            "segment": segment, "sentence": sentence, "start": start, "end": end}
+        out.append({**where, "text": s.text or record.span_text(s), "score": s.score})
+    return json.dumps(out, ensure_ascii=False)
 
 
 def _checks_json(candidate: Candidate) -> str:
@@ -198,8 +199,11 @@ def _check_columns(table: datasets.Dataset, task: TaskConfig) -> None:
         )
     for column in task.segments.values():
         feature = table.features[column]
-        if not (isinstance(feature, datasets.Value) and feature.dtype in _STRING_DTYPES):
-            raise ExportError(f"Segment column {column!r} has type {feature}; cda writes text into string columns only")
+        if not (isinstance(feature, datasets.Value) and feature.dtype in _STRING_DTYPES) and not is_sentence_list(feature):
+            raise ExportError(
+                f"Segment column {column!r} has type {feature}; cda writes text into string columns and sentence "
+                "lists into columns of string lists only"
+            )
 
 
 def label_encoder(table: datasets.Dataset, task: TaskConfig):
@@ -245,7 +249,11 @@ def _original_provenance(table: datasets.Dataset, config: Config) -> datasets.Da
 def _counterfactual_row(original: dict, source: Source, columns: list[Column], task: TaskConfig, encode) -> dict:
     row = dict(original)
     # Unedited segments keep the user's text as written (task.replace only fed the models).
-    row[task.segments[source.plan.segment]] = source.candidate.segments[source.plan.segment]
+    for name in source.plan.edited_segments:
+        edited: str | list[str] = source.candidate.segments[name]
+        if name in source.record.list_segments:  # back to the list of sentences it came from
+            edited = edited.split(SENTENCE_SEPARATOR) if edited else []
+        row[task.segments[name]] = edited
     row[task.label_column] = encode(source.plan.target_label)
     row.update({col.name: col.value(source) for col in columns})
     return row

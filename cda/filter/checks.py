@@ -50,13 +50,13 @@ class CheckItem:
 
     @property
     def original(self) -> str:
-        """The edited segment as it was in the original."""
-        return self.record.segments[self.plan.segment]
+        """The edited segment(s) as in the original (several joined by line breaks)."""
+        return self.plan.text_of(self.record.segments)
 
     @property
     def edited(self) -> str:
-        """The edited segment in the candidate (``""`` if missing)."""
-        return (self.candidate.segments or {}).get(self.plan.segment, "")
+        """The edited segment(s) in the candidate (``""`` for a missing one)."""
+        return self.plan.text_of(self.candidate.segments)
 
 
 @dataclass

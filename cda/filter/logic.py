@@ -3,7 +3,8 @@
 One ``logic`` check per candidate, failing with every problem found (joined by ``"; "``):
 
 * the unedited segments are exactly the original ones (and no segment is missing or added);
-* the edited segment is not empty, and not the original again (ignoring whitespace);
+* the edited segment is not empty, and not the original again (ignoring whitespace); a list
+  segment (sentences) keeps its number of sentences;
 * the text outside the plan's spans is kept, in order: the original's tokens outside the
   spans must appear unchanged in the candidate, and new text may only sit where a span
   was. ``filter.checks.logic.span_context`` tokens next to each span may change too (rewrite mode
@@ -36,7 +37,7 @@ from pydantic import Field
 
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.filter.tokens import Token, normalize_space, tokens_with_offsets
-from cda.records import Candidate, Check, EditPlan, Record, Span
+from cda.records import SENTENCE_SEPARATOR, Candidate, Check, EditPlan, Record, Span
 from cda.registry import ComponentSettings, checks
 
 NAME = "logic"
@@ -219,26 +220,35 @@ class LogicCheck(FilterCheck):
             problems.append(f"segment(s) {missing} missing from the candidate")
         if extra:
             problems.append(f"unknown segment(s) {extra} in the candidate (the record has {list(record.segments)})")
+        allowed = plan.edited_segments
         changed = [
             s for s, text in record.segments.items()
-            if s != plan.segment and s in candidate.segments and candidate.segments[s] != text
+            if s not in allowed and s in candidate.segments and candidate.segments[s] != text
         ]
         if changed:
-            problems.append(f"segment(s) {changed} changed, but only {plan.segment!r} may be edited")
-        if plan.segment not in candidate.segments:
+            may = " and ".join(repr(s) for s in allowed)
+            problems.append(f"segment(s) {changed} changed, but only {may} may be edited")
+        present = [s for s in allowed if s in candidate.segments]
+        if not present:
             return problems
-        original = record.segments[plan.segment]
-        edited = candidate.segments[plan.segment]
-        if not edited.strip():
-            problems.append(f"the edited segment {plan.segment!r} is empty")
+        empty = [name for name in present if not candidate.segments[name].strip()]
+        if empty:
+            problems.append(f"the edited segment {empty[0]!r} is empty")
             return problems
-        if normalize_space(edited) == normalize_space(original):
+        if all(normalize_space(candidate.segments[n]) == normalize_space(record.segments[n]) for n in present):
             problems.append("identical to the original (ignoring whitespace)")
-        spans = [s for s in plan.spans if s.segment == plan.segment]
-        if spans:
-            change = outside_span_change(original, edited, spans, self.context_tokens)
-            if change:
-                problems.append(change)
+        for name in present:
+            original, edited = record.segments[name], candidate.segments[name]
+            if name in record.list_segments:
+                before, after = original.count(SENTENCE_SEPARATOR) + 1, edited.count(SENTENCE_SEPARATOR) + 1
+                if before != after:
+                    problems.append(f"the list segment {name!r} has {after} sentences instead of its {before}")
+            spans = [s for s in plan.spans if s.segment == name]
+            if spans:
+                change = outside_span_change(original, edited, spans, self.context_tokens)
+                if change:
+                    problems.append(change if len(allowed) == 1 else f"{name}: {change}")
+        edited = plan.text_of(candidate.segments)
         problems.extend(self.leaks(record, plan, candidate.prompt, edited))
         return problems
 

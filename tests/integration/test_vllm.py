@@ -85,7 +85,7 @@ def config(tmp_path, **generate):
             },
             "generate": {"n": 2, "max_new_tokens": 48, "temperature": 0.8, "batch_size": 8, **generate},
             # fluency would load a second (transformers) model: not what these tests are about
-            "filter": {"fluency_factor": None, "checks": ["logic", "minimality", "duplicate", "label"]},
+            "filter": {"checks": ["logic", "minimality", "duplicate", "label"]},
             "export": {"output_dir": str(tmp_path / "out")},
         }
     )  # fmt: skip

@@ -78,8 +78,9 @@ CASES = [
     ("empty text", {"x.tsv": HEADER + "Negative\t \n"}, ["data.path={tmp}/x.tsv"], 2, "empty text in segment(s) ['text']"),
     ("column colliding with cda_*", {"x.tsv": "Sentiment\tText\tcda_source_label\n" + "Negative\tA dull film.\tx\n"},
      ["data.path={tmp}/x.tsv"], 2, "['cda_source_label'] collide with the cda_* provenance columns"),
-    ("text column of lists", {"x.jsonl": '{"Text": ["a", "b"], "Sentiment": "Negative"}\n'},
-     ["data.path={tmp}/x.jsonl"], 2, "Text column 'Text' (task.segments.text) holds"),
+    ("text column of number lists", {"x.jsonl": '{"Text": [1, 2], "Sentiment": "Negative"}\n'},
+     ["data.path={tmp}/x.jsonl"], 2, "Text column 'Text' (task.segments.text) holds List values (lists or records); "
+     "expected text or a list of sentences"),
     ("label column of floats", {"x.jsonl": '{"Text": "A dull film.", "Sentiment": 0.5}\n'},
      ["data.path={tmp}/x.jsonl"], 2, "Label column 'Sentiment' (task.label_column) holds float64 values"),
     ("dedupe_on an unknown column", {"x.tsv": HEADER + GOOD},
