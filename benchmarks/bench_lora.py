@@ -8,7 +8,7 @@ time, on the same converted SmolLM2:
 
 * ``base``: a plain engine on the base weights (what zero-shot prompting costs);
 * ``merged``: a plain engine on a copy of the weights with the adapter merged in (cda's
-  default on CPU, ``generate.merge_lora``);
+  default on CPU, ``generate.backend.merge_lora``);
 * ``lora``: an engine started with ``enable_lora``, every request carrying the adapter
   (``LoRARequest``; cda's default on GPU) — the vLLM LoRA overhead is its ratio to ``merged``.
 

@@ -128,11 +128,14 @@ def build(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate config, data, prompt, models and output; train and generate nothing.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an output folder that holds other files than a cda build.")] = False,
     no_cache: NoCache = False,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where the stages run: local (default) or ray; "
+                                                    "its settings: executor.* overrides.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the whole pipeline and write the augmented dataset."""
     _setup_logging(verbose)
-    cfg = _config(config, overrides, [f"data.limit={limit}"] if limit is not None else None)
+    extra = [f"data.limit={limit}"] if limit is not None else []
+    cfg = _config(config, [*([f"executor={executor}"] if executor else []), *(overrides or [])], extra)
     if output is not None:
         cfg.export.output_dir = str(output)
     from cda.preflight import check_output_dir

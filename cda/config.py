@@ -467,6 +467,19 @@ class Config(_Strict):
     generator: GeneratorConfig | None = None
     filter: FilterConfig = Field(default_factory=FilterConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    # Where the stages run: local (this process) or a registered executor such as
+    # {name: ray, address: null, replicas: {generate: 2}} (cda.registry.executors).
+    executor: SerializeAsAny[ComponentSettings] = Field(
+        default_factory=lambda: registry.executors.settings("local", "executor"), validate_default=False
+    )
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _registered_executor(cls, value: Any) -> ComponentSettings:
+        try:
+            return registry.executors.settings(value, "executor", default_name="local")
+        except ComponentError as e:
+            raise ValueError(str(e)) from None
 
     def resolved_cache_dir(self) -> Path:
         """``cache_dir`` setting, else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``."""

@@ -255,7 +255,10 @@ class Runner:
         if "generate" in stages and (self.config.generator is None or self.config.generator.path is not None):
             self.generator()  # a server backend is checked here, before any training
         train = self.training_records(records, table_from_config)
-        return run_stages(records, self.stages(stages, train), self.summary)
+        from cda.registry import executors
+
+        settings = self.config.executor
+        return executors.get(settings.name)(settings).run(self, records, stages, train)
 
 
 @dataclass

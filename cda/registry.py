@@ -185,5 +185,7 @@ checks: Registry[Any] = Registry(
 )
 #: Edit strategies: see :class:`cda.edit.strategies.EditStrategy`.
 edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies",))
+#: Executors (where the stages run): ``local``, ``ray``; see :mod:`cda.executors`.
+executors: Registry[Any] = Registry("executor", "executors", ("cda.executors.local", "cda.executors.ray_data"))
 #: Attribution methods: see :class:`cda.explain.methods.AttributionMethod`.
 attributions: Registry[Any] = Registry("attribution method", "attributions", ("cda.explain.methods",))
