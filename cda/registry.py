@@ -38,10 +38,10 @@ Examples:
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Generic, TypeVar
+from typing import Annotated, Any, Callable, Generic, TypeVar
 
 import catalogue
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError
 
 from cda.errors import CdaError
 
@@ -165,16 +165,30 @@ def _problem(err: Any, where: str, kind: str, name: str, model: type[BaseModel])
     return f"{key}: {err['msg']} (got {err.get('input')!r})"
 
 
-def settings_validator(registry: Registry[Any], where: str) -> Callable[[Any], ComponentSettings]:
-    """A pydantic ``BeforeValidator`` body that turns a section into its component's settings."""
+def component_field(registry: Registry[Any], where: str, default: str) -> Any:
+    """The type of a config field that holds one registered component: a name or
+    ``{name: ..., <settings>}``, validated by that component's ``Settings``; ``default``'s
+    defaults when the section is absent (a mapping without ``name`` is for ``default``).
+
+    Examples:
+        >>> from pydantic import BaseModel
+        >>> class Section(BaseModel):
+        ...     method: component_field(attributions, "explain.method", "grad_x_input")
+        >>> Section().method.name, Section(method={"name": "integrated_gradients", "steps": 4}).method.steps
+        ('grad_x_input', 4)
+    """
 
     def validate(value: Any) -> ComponentSettings:
         try:
-            return registry.settings(value, where)
+            return registry.settings(value, where, default_name=default)
         except ComponentError as e:
             raise ValueError(str(e)) from None
 
-    return validate
+    return Annotated[
+        SerializeAsAny[ComponentSettings],
+        BeforeValidator(validate),
+        Field(default_factory=lambda: registry.settings(default, where), validate_default=False),
+    ]
 
 
 #: Generator backends: a class with ``Settings``, ``capabilities`` and ``from_config(config)``.

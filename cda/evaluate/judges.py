@@ -164,8 +164,8 @@ def _folder_labels(path: Path, meta_file: str) -> list[str] | None:
     architectures = hf.get("architectures") or []
     if not adapter.is_file() and not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise JudgeError(
-            f"Judge {path} is a {architectures or 'model without architectures'} model, not a sequence classifier "
-            "(expected an architecture ending in ForSequenceClassification)"
+            f"Judge {path} is not a sequence classifier: its config.json names the architectures {architectures} "
+            "(expected one ending in ForSequenceClassification)"
         )
     id2label = hf.get("id2label") or {}
     return [id2label[k] for k in sorted(id2label, key=int)] if id2label else None
