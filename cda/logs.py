@@ -31,7 +31,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 # Libraries whose INFO lines are engine chatter: they reach the terminal from WARNING up.
-_LIBRARIES = ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft", "vllm", "huggingface_hub")
+_LIBRARIES = ("httpx", "urllib3", "filelock", "datasets", "transformers", "accelerate", "peft", "vllm", "huggingface_hub",
+              "ray")
 
 
 def vllm_logging_config(log_file: Path) -> Path:

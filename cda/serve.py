@@ -4,7 +4,7 @@
 with defaults that suit the machine (on CPU: float32, or bfloat16 where the CPU has it
 natively, eager mode, a 1 GiB KV cache and vLLM's CPU environment; on GPU: bfloat16
 and vLLM's own defaults), waits until ``/health``
-answers, prints the base URL to put in ``generate.base_url``, and stops the server on
+answers, prints the base URL to put in ``generate.backend.base_url``, and stops the server on
 Ctrl-C (or SIGTERM). The model is served under its short name
 (``SmolLM2-135M-Instruct.Q4_1`` for the default), the name the ``openai`` backend
 asks for.

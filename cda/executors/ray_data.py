@@ -171,6 +171,14 @@ class RayExecutor:
         return config
 
     def _init(self, ray: Any) -> None:
+        # Ray's driver loggers print to the terminal themselves: hand them to cda's handlers
+        # (the terminal shows their warnings, the run's log file everything).
+        for name in ("ray", "ray.data"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+        # Ray Data warns on every run that its progress bars are off; cda turns them off on purpose.
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         if ray.is_initialized():
             return
         root = str(Path(__file__).resolve().parents[2])

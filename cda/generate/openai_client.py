@@ -185,13 +185,13 @@ class OpenAICompatibleGenerator:
         except openai.APIConnectionError as e:
             raise ConnectionError(
                 f"No OpenAI-compatible server answered at {url} within {self.health_timeout_s:g}s ({e}). "
-                "Start one with `cda serve` (a vLLM server; it prints its base URL) and set generate.base_url "
+                "Start one with `cda serve` (a vLLM server; it prints its base URL) and set generate.backend.base_url "
                 "to that URL, or use generate.backend=vllm to run vLLM in-process."
             ) from None
         except openai.AuthenticationError:
             raise ConnectionError(
                 f"The server at {self.base_url} rejected the API key: set ${self.api_key_env} "
-                "(generate.api_key_env names the variable)."
+                "(generate.backend.api_key_env names the variable)."
             ) from None
         except openai.APIStatusError as e:
             raise ConnectionError(
