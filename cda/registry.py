@@ -87,7 +87,8 @@ class Registry(Generic[T]):
                 importlib.import_module(module)
 
     def register(self, name: str, *, func: T | None = None) -> Callable[[T], T]:
-        """Register ``func`` (or the decorated class) under ``name``; the class gets ``name``.
+        """Register ``func`` (or the decorated class) under ``name``; a class that does not set its own
+        ``name`` gets this one (a subclass of a registered component is not mistaken for its parent).
 
         Examples:
             >>> from cda.registry import backends
@@ -99,7 +100,7 @@ class Registry(Generic[T]):
         """
 
         def decorate(component: T) -> T:
-            if isinstance(component, type) and getattr(component, "name", None) in (None, ""):
+            if isinstance(component, type) and not vars(component).get("name"):
                 component.name = name  # type: ignore[attr-defined]
             return self._registry.register(name, func=component)
 

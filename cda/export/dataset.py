@@ -108,7 +108,8 @@ def provenance_columns(config: Config) -> list[Column]:
         Column("target_label", _STRING, "label the counterfactual was written toward (originals: empty)",
                lambda s: s.plan.target_label, _const("")),
         Column("rationale_spans", _STRING, f"{_SPANS}; character offsets into the original segment after "
-               "task.replace; in a list segment, the sentence's index and offsets inside it (originals: [])", lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
+               "task.replace; in a list segment, the sentence's index and offsets inside it (originals: [])",
+               lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
         Column("edited_segment", _STRING, "name of the segment the generator changed, several joined by commas "
                "(originals: empty)", lambda s: ",".join(s.plan.edited_segments), _const("")),
         Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",

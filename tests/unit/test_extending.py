@@ -140,6 +140,7 @@ def test_an_edit_strategy_added_by_registration_plans_and_parses(tmp_path):
     try:
         config = _config(tmp_path, edit={"strategy": "first_span_only"})
         result = build(config, datasets.Dataset.from_dict(ROWS), components=Components(FakeClassifier(), FakeGenerator()))
+        assert FirstSpanOnly.name == "first_span_only"  # not its parent's "infill"
         plans = [p for r in result.records for p in r.plans]
         assert plans and all(len(p.spans) <= 1 and p.masked.count("[BLANK") <= 1 for p in plans)
         assert result.summary.counterfactuals > 0
