@@ -162,7 +162,9 @@ class RayExecutor:
         if needs_classifier and runner.components.classifier is None and config.classifier.path is None:
             classifier = runner.classifier(train_records)
             folder = runner.cache.root / "ray" / "classifiers" / classifier.name.replace("/", "_")
-            if not (folder / "config.json").exists() and not (folder / "adapter_config.json").exists():
+            from cda.explain.classifier import META_FILE
+
+            if not (folder / META_FILE).is_file():  # the name identifies the trained weights: saved once
                 classifier.save(folder)  # type: ignore[attr-defined]
             config = config.model_copy(update={"classifier": config.classifier.model_copy(update={"path": str(folder)})})
         if "generate" in names and config.generator is not None and config.generator.path is None:
