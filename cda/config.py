@@ -176,10 +176,7 @@ class ExplainConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _moved_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "ig_steps" in data:
-            raise ValueError(f"ig_steps moved to the method: write explain.method: "
-                             f"{{name: integrated_gradients, steps: {data['ig_steps']}}}")
-        return data
+        return _refuse_moved(data, {"ig_steps": "the method: write explain.method: {{name: integrated_gradients, steps: N}}"})
 
 
 
@@ -211,6 +208,14 @@ _MOVED_TO_BACKEND = (
     "first_response_timeout_s", "dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization",
     "kv_cache_gb", "merge_lora",
 )
+
+
+def _refuse_moved(data: Any, moved: dict[str, str]) -> Any:
+    """A section as written, unless it uses a key that moved: then an error saying where to (``{key}`` and ``{value}`` in a hint name it)."""
+    found = [key for key in moved if isinstance(data, dict) and key in data]
+    if found:
+        raise ValueError(f"{found[0]} moved to " + moved[found[0]].format(key=found[0], value=data[found[0]]))
+    return data
 
 
 class GenerateConfig(_Strict):
@@ -255,16 +260,9 @@ class GenerateConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _moved_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "mode" in data:
-            raise ValueError(f"mode moved to edit.strategy: write edit: {{strategy: {data['mode']}}} "
-                             f"(or the override edit.strategy={data['mode']})")
-        moved = [key for key in _MOVED_TO_BACKEND if isinstance(data, dict) and key in data]
-        if moved:
-            raise ValueError(
-                f"{', '.join(moved)} belong(s) to the backend now: write generate.backend: "
-                f"{{name: <backend>, {moved[0]}: ...}} (or the override generate.backend.{moved[0]}=...)"
-            )
-        return data
+        backend = "the backend: write generate.backend: {{name: <backend>, {key}: ...}} (or generate.backend.{key}=...)"
+        return _refuse_moved(data, {"mode": "edit.strategy: write edit: {{strategy: {value}}} (or edit.strategy={value})",
+                                    **{key: backend for key in _MOVED_TO_BACKEND}})
 
 
 class PairsConfig(_Strict):

@@ -90,7 +90,6 @@ class VLLMGenerator:
         self.settings = VLLMSettings.model_validate({**base, **engine, "name": "vllm"})
         self.model_spec = model
         self.cache_root = Path(cache_root).expanduser() if cache_root else default_cache_root() / "models"
-        self.max_model_len = self.settings.max_model_len
         self.lora_path = Path(lora_path).expanduser() if lora_path else None
         self.engine_args = dict(engine_args or {})
         self.name = f"vllm:{resolve_model_name(model)}"
@@ -215,10 +214,10 @@ class VLLMGenerator:
         inputs = []
         for i, prompt in enumerate(prompts):
             ids = self.chat_prompt_ids(prompt)
-            if len(ids) + sampling.max_new_tokens > self.max_model_len:
+            if len(ids) + sampling.max_new_tokens > self.settings.max_model_len:
                 results[i] = Generation(
                     [], error=f"prompt is {len(ids)} tokens; with max_new_tokens={sampling.max_new_tokens} it exceeds "
-                    f"the engine's max_model_len={self.max_model_len} (raise generate.backend.max_model_len)"
+                    f"the engine's max_model_len={self.settings.max_model_len} (raise generate.backend.max_model_len)"
                 )
                 continue
             runnable.append(i)
