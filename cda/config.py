@@ -11,6 +11,8 @@ Examples:
 
 from __future__ import annotations
 
+import copy
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,8 @@ from cda.registry import ComponentError, ComponentSettings, Strict, component_fi
 class ConfigError(CdaError, ValueError):
     """A config file or override is invalid; the message says where and what is allowed."""
 
+
+log = logging.getLogger(__name__)
 
 _Strict = Strict
 
@@ -535,6 +539,80 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         ConfigError: invalid YAML, an unknown key, or a bad value (the message names it).
     """
     data = apply_overrides(read_yaml_mapping(path, "Config file"), list(overrides or []))
+    return config_from_dict(data, source=str(path))
+
+
+#: Filter settings of configs written before checks owned their settings: old key -> (check, key).
+_OLD_FILTER_KEYS = {
+    "label_threshold": ("label", "threshold"), "max_edit_distance": ("minimality", "max_edit_distance"),
+    "fluency_factor": ("fluency", "factor"), "min_word_zipf": ("words", "min_zipf"),
+    "span_context": ("logic", "span_context"), "leak_terms": ("logic", "leak_terms"),
+    "leak_target_label": ("logic", "leak_target_label"),
+}
+
+
+def upgrade_saved_config(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A ``config.yaml`` written by an earlier cda, in today's shape, and what moved.
+
+    A build's saved config must stay readable (``cda evaluate``, experiments); a config a
+    person writes gets the "moved to" errors instead, so the YAML they edit is the new shape.
+
+    Examples:
+        >>> data, moved = upgrade_saved_config({"generate": {"mode": "infill", "backend": "vllm", "max_model_len": 1024},
+        ...                                     "filter": {"label_threshold": 0.4, "fluency_factor": None}})
+        >>> data["generate"], data["edit"], data["filter"]["checks"]["label"], data["filter"]["checks"]["fluency"]
+        ({'backend': {'name': 'vllm', 'max_model_len': 1024}}, {'strategy': 'infill'}, {'threshold': 0.4}, None)
+        >>> moved
+        ['generate.mode', 'generate.max_model_len', 'filter.label_threshold', 'filter.fluency_factor']
+    """
+    data, moved = copy.deepcopy(data), []
+    generate, explain, filters = (data.get(k) if isinstance(data.get(k), dict) else None
+                                  for k in ("generate", "explain", "filter"))  # fmt: skip
+    if generate is not None:
+        if "mode" in generate:
+            moved.append("generate.mode")
+            data.setdefault("edit", {})["strategy"] = generate.pop("mode")
+        old = [k for k in _MOVED_TO_BACKEND if k in generate]
+        if old:
+            backend = generate.get("backend", "auto")
+            backend = dict(backend) if isinstance(backend, dict) else {"name": backend}
+            fields = set(registry.backends.get(backend["name"]).Settings.model_fields)
+            for key in old:
+                moved.append(f"generate.{key}")
+                value = generate.pop(key)
+                if key in fields:  # another backend's defaults (a vLLM build's base_url) are dropped
+                    backend[key] = value
+            generate["backend"] = backend
+    if explain is not None and "ig_steps" in explain:
+        moved.append("explain.ig_steps")
+        steps = explain.pop("ig_steps")
+        if explain.get("method") == "integrated_gradients":
+            explain["method"] = {"name": "integrated_gradients", "steps": steps}
+    if filters is not None and (isinstance(filters.get("checks"), list) or set(_OLD_FILTER_KEYS) & set(filters)):
+        listed = filters.pop("checks", list(DEFAULT_CHECKS))
+        checks: dict[str, Any] = {name: ({} if name in listed else None) for name in dict.fromkeys([*DEFAULT_CHECKS, *listed])}
+        for key, (check, field) in _OLD_FILTER_KEYS.items():
+            if key in filters:
+                moved.append(f"filter.{key}")
+                value = filters.pop(key)
+                if key == "fluency_factor" and value is None:
+                    checks["fluency"] = None
+                elif checks.get(check) is not None:
+                    checks[check][field] = value
+        filters["checks"] = checks
+    return data, moved
+
+
+def load_saved_config(path: str | Path) -> Config:
+    """The run config a build wrote (``<build>/config.yaml``), upgraded from an earlier cda's shape.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: invalid even after the upgrade.
+    """
+    data, moved = upgrade_saved_config(read_yaml_mapping(path, "Run config"))
+    if moved:
+        log.warning("%s was written by an earlier cda; read with %s in their new places", path, ", ".join(moved))
     return config_from_dict(data, source=str(path))
 
 

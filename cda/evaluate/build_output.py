@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 
-from cda.config import Config, load_config
+from cda.config import Config, load_saved_config
 from cda.records import Record
 from cda.training import IS_COUNTERFACTUAL, ORIGINAL_INDEX, NotCdaDatasetError, require_cda_columns
 
@@ -141,7 +141,7 @@ def load_build_output(path: str | Path, config: str | Path | Config | None = Non
             raise FileNotFoundError(
                 f"No run config at {config_path}: `cda build` writes config.yaml beside dataset/; pass the config used"
             )
-        config = load_config(config_path)
+        config = load_saved_config(config_path)
     audit = None
     if (root / "audit").is_dir():
         audit = datasets.load_from_disk(str(root / "audit"))

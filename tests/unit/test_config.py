@@ -1,3 +1,4 @@
+import yaml
 import pytest
 
 from cda.config import ConfigError, apply_overrides, config_from_dict, load_config
@@ -68,3 +69,19 @@ def test_cache_dir_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("CDA_CACHE_DIR", str(tmp_path / "c"))
     assert config_from_dict(BASE).resolved_cache_dir() == tmp_path / "c"
     assert config_from_dict({**BASE, "cache_dir": "/x"}).resolved_cache_dir().as_posix() == "/x"
+
+
+def test_a_build_config_of_an_earlier_cda_still_loads(tmp_path):
+    from cda.config import load_saved_config
+
+    old = {**BASE, "generate": {"mode": "rewrite", "backend": "openai", "base_url": "http://h:1/v1", "max_model_len": 512},
+           "explain": {"method": "integrated_gradients", "ig_steps": 8},
+           "filter": {"checks": ["logic", "label", "fluency"], "label_threshold": 0.4, "fluency_factor": None}}  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match="mode moved to edit.strategy"):
+        load_config(path)  # a config a person edits must be the new shape
+    cfg = load_saved_config(path)
+    assert cfg.edit.strategy.name == "rewrite" and cfg.generate.backend.base_url == "http://h:1/v1"
+    assert cfg.explain.method.steps == 8 and list(cfg.filter.checks) == ["logic", "label"]
+    assert cfg.filter.checks["label"].threshold == 0.4
