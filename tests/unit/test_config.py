@@ -1,5 +1,5 @@
-import yaml
 import pytest
+import yaml
 
 from cda.config import ConfigError, apply_overrides, config_from_dict, load_config
 
