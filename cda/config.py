@@ -48,15 +48,22 @@ BackendSection = component_field(registry.backends, "generate.backend", "auto")
 ExecutorSection = component_field(registry.executors, "executor", "local")
 
 
+#: How a data file is read: by its suffix (``auto``), a table format, or a fact-verification
+#: reader of :mod:`cda.fact_data` (``feverous``, ``scifact``: claim + evidence sentences).
+DataFormat = Literal["auto", "tsv", "csv", "jsonl", "json", "disk", "hub", "feverous", "scifact"]
+
+
 class DataConfig(_Strict):
     """Where the labelled examples come from.
 
-    ``path`` is a TSV/CSV/JSONL/JSON file, a folder written by ``save_to_disk``, or a
-    Hub dataset id (``hub:owner/name``, only when online).
+    ``path`` is a TSV/CSV/JSONL/JSON file, a folder written by ``save_to_disk``, a
+    Hub dataset id (``hub:owner/name``, only when online), or a FEVEROUS-S / SciFact file
+    read by ``format: feverous`` / ``scifact``. ``split`` picks a split of a dataset that has
+    several (FEVEROUS-S: ``train``, ``build``, ``test``).
     """
 
     path: str
-    format: Literal["auto", "tsv", "csv", "jsonl", "json", "disk", "hub"] = "auto"
+    format: DataFormat = "auto"
     split: str | None = None
     # Only the first N rows (after dedupe_on and sample).
     limit: int | None = Field(default=None, ge=1)
@@ -135,8 +142,11 @@ class LoraConfig(_Strict):
 class TrainConfig(_Strict):
     """How the task classifier is fine-tuned (LoRA) when no trained one is given."""
 
-    # Training data: default is the input data itself (same task columns).
+    # Training data: default is the input data itself (same task columns), read with
+    # `format` and `split` as data.format / data.split.
     path: str | None = None
+    format: DataFormat = "auto"
+    split: str | None = None
     limit: int | None = Field(default=None, ge=1)
     # Defaults tuned on the 200 short IMDb reviews of demo/imdb_sample.tsv: 75 steps, ~100 CPU
     # seconds at 1 thread, 0.79 accuracy on the 245 Kaushik dev originals (lr 1e-3: 0.76).

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 _SUFFIX_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "json"}
 _EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
-ALLOWED_FORMATS = "a .tsv/.csv/.jsonl/.json file, a folder written by datasets' save_to_disk, or hub:owner/name"
+ALLOWED_FORMATS = ("a .tsv/.csv/.jsonl/.json file, a folder written by datasets' save_to_disk, hub:owner/name, "
+                   "or a FEVEROUS-S / SciFact file with data.format feverous / scifact")
 
 
 class DataError(CdaError, ValueError):
@@ -84,6 +85,17 @@ def load_table(data: DataConfig) -> datasets.Dataset:
     elif fmt in ("jsonl", "json"):
         _check_json(Path(data.path), fmt)
         table = _read(lambda: datasets.load_dataset("json", data_files=str(data.path), split="train"), data, fmt)
+    elif fmt == "feverous":
+        from cda.fact_data import FEVEROUS_SPLITS, read_feverous
+
+        if data.split not in FEVEROUS_SPLITS:
+            raise DataError(f"{data.path}: the feverous reader splits the file into {list(FEVEROUS_SPLITS)}; "
+                            f"set data.split to one of them (got {data.split!r})")
+        table = _pick_split(_read(lambda: read_feverous(data.path), data, fmt), data)
+    elif fmt == "scifact":
+        from cda.fact_data import read_scifact
+
+        table = _read(lambda: read_scifact(data.path), data, fmt)
     elif fmt == "disk":
         table = _pick_split(_read(lambda: datasets.load_from_disk(data.path), data, fmt), data)
     else:

@@ -116,6 +116,20 @@ class Candidate(BaseModel):
         return None if self.checks else "unchecked"
 
 
+class Substitution(BaseModel):
+    """An entity swapped for another of the same ``type`` wherever it occurs (RACE's evidence edit).
+
+    ``spans`` are the occurrences in the original segment(s), each ``text`` one of the old
+    entity's surface forms; ``forms`` maps each old form to the new entity's matching form.
+    """
+
+    old: str
+    new: str
+    type: str
+    forms: dict[str, str] = Field(default_factory=dict)
+    spans: list[Span] = Field(default_factory=list)
+
+
 class EditPlan(BaseModel):
     """Which spans of which segment(s) to change, toward which label.
 
@@ -135,6 +149,10 @@ class EditPlan(BaseModel):
     also_edits: list[str] = Field(default_factory=list)
     spans: list[Span] = Field(default_factory=list)
     masked: str = ""
+    # Entity swaps the plan makes by rule (see cda.edit.entity_swap), and the sentences of the
+    # list segment the verdict rests on (sentence-level rationales), most salient first.
+    substitutions: list[Substitution] = Field(default_factory=list)
+    rationale_sentences: list[int] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
     selected: int | None = None
 

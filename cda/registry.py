@@ -196,10 +196,11 @@ def component_field(registry: Registry[Any], where: str, default: str) -> Any:
 backends: Registry[Any] = Registry("generator backend", "backends", ("cda.generate.backends",))
 #: Filter checks: see :class:`cda.filter.checks.FilterCheck`.
 checks: Registry[Any] = Registry(
-    "check", "checks", tuple(f"cda.filter.{m}" for m in ("logic", "minimality", "words", "duplicate", "label", "fluency"))
+    "check", "checks", tuple(f"cda.filter.{m}" for m in ("logic", "minimality", "words", "duplicate", "label", "fluency",
+                                                  "entity_checks"))
 )
 #: Edit strategies: see :class:`cda.edit.strategies.EditStrategy`.
-edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies",))
+edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies", "cda.edit.entity_swap"))
 #: Executors (where the stages run): ``local``, ``ray``; see :mod:`cda.executors`.
 executors: Registry[Any] = Registry("executor", "executors", ("cda.executors.local", "cda.executors.ray_data"))
 #: Attribution methods: see :class:`cda.explain.methods.AttributionMethod`.

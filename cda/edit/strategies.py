@@ -9,8 +9,10 @@ that change together when the kind of edit changes:
 * :meth:`EditStrategy.answer_regex` -- the shape a structured-output backend decodes under;
 * :meth:`EditStrategy.parse` -- the generator's raw answer -> the record's segments after the edit.
 
-Built in: ``infill`` (blank the rationale spans, ask for one replacement per blank) and
-``rewrite`` (show the spans, ask for the whole edited segment).
+Built in: ``infill`` (blank the rationale spans, ask for one replacement per blank),
+``rewrite`` (show the spans, ask for the whole edited segment) and ``entity_swap`` (RACE, for
+claim + evidence: :mod:`cda.edit.entity_swap`). A strategy may also make candidates by rule
+(:meth:`EditStrategy.rule_candidates`), which skips the generator for that plan.
 
 Examples:
     >>> from cda.config import config_from_dict
@@ -30,7 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from cda.edit.plans import fill_blanks, make_plans
-from cda.records import EditPlan, Record
+from cda.records import Candidate, EditPlan, Record
 from cda.registry import ComponentSettings, edit_strategies
 
 if TYPE_CHECKING:
@@ -63,6 +65,11 @@ class EditStrategy:
         """The edit plans of ``record``: by default one per target label and editable segment
         with spans (:func:`~cda.edit.plans.make_plans`)."""
         return make_plans(record, self.config.task, self.config.edit)
+
+    def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
+        """Candidates the strategy makes itself, without the generator (an edit by rule, or the
+        error of a plan that cannot be carried out), or ``None`` to ask the generator."""
+        return None
 
     def answer_regex(self, plan: EditPlan) -> str | None:
         """A regular expression the whole answer must match on a structured-output backend, or ``None``."""

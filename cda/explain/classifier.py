@@ -68,7 +68,7 @@ def load_or_train_classifier(config: Config, cache: Cache, train_records: list[R
     if train.path:
         from cda.data import load_table, to_records
 
-        records = to_records(load_table(DataConfig(path=train.path)), config.task, on_invalid="skip")
+        records = to_records(load_table(DataConfig(path=train.path, format=train.format, split=train.split)), config.task, on_invalid="skip")
         if not records:
             raise ValueError(f"classifier.train.path {train.path!r} has no usable rows for task {config.task.name!r}")
     elif train_records:

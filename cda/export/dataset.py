@@ -71,6 +71,9 @@ _BOOL, _INT = datasets.Value("bool"), datasets.Value("int64")
 _STRING, _FLOAT = datasets.Value("string"), datasets.Value("float64")
 _SPANS = "JSON list of the rationale spans {segment, start, end, text, score}"
 _CHECKS = "JSON list of the filter checks {name, passed, reason, value}"
+_EDITS = ("JSON list of the entity swaps made by rule (edit.strategy entity_swap) {segment, sentence, start, end, "
+          "old, new, type}: offsets of each replaced occurrence in the original (in a list segment: in its sentence)")
+_SENTENCES = "JSON list of the evidence sentences the verdict rests on, most salient first (entity_swap; else [])"
 
 
 def _const(value: Any) -> Callable[[int, str], Any]:
@@ -110,6 +113,9 @@ def provenance_columns(config: Config) -> list[Column]:
         Column("rationale_spans", _STRING, f"{_SPANS}; character offsets into the original segment after "
                "task.replace; in a list segment, the sentence's index and offsets inside it (originals: [])",
                lambda s: _spans_json(s.record, s.plan.spans), _const("[]")),
+        Column("edits", _STRING, f"{_EDITS} (originals: [])", lambda s: _edits_json(s.record, s.plan), _const("[]")),
+        Column("rationale_sentences", _STRING, f"{_SENTENCES} (originals: [])",
+               lambda s: json.dumps(s.plan.rationale_sentences), _const("[]")),
         Column("edited_segment", _STRING, "name of the segment the generator changed, several joined by commas "
                "(originals: empty)", lambda s: ",".join(s.plan.edited_segments), _const("")),
         Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
@@ -144,6 +150,8 @@ def audit_columns(config: Config) -> list[Column]:
                lambda s: ",".join(s.plan.edited_segments)),
         Column("masked", _STRING, "the edited segment with its rationale spans blanked out", lambda s: s.plan.masked),
         Column("spans", _STRING, _SPANS, lambda s: _spans_json(s.record, s.plan.spans)),
+        Column("edits", _STRING, _EDITS, lambda s: _edits_json(s.record, s.plan)),
+        Column("rationale_sentences", _STRING, _SENTENCES, lambda s: json.dumps(s.plan.rationale_sentences)),
         Column("sample_index", _INT, "which of the n samples for this prompt", lambda s: c(s).sample_index),
         Column("raw", _STRING, "the generator's raw output", lambda s: c(s).raw),
         Column("prompt", _STRING, "the rendered prompt", lambda s: c(s).prompt),
@@ -183,6 +191,17 @@ def _spans_json(record: Record, spans: list[Span]) -> str:
         where = {"segment": segment, "start": start, "end": end} if sentence is None else {
             "segment": segment, "sentence": sentence, "start": start, "end": end}
         out.append({**where, "text": s.text or record.span_text(s), "score": s.score})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _edits_json(record: Record, plan: EditPlan) -> str:
+    out = []
+    for sub in plan.substitutions:
+        for span in sub.spans:
+            segment, sentence, start, end = record.locate(span)
+            where = {"segment": segment, "start": start, "end": end} if sentence is None else {
+                "segment": segment, "sentence": sentence, "start": start, "end": end}
+            out.append({**where, "old": span.text, "new": sub.forms.get(span.text, sub.new), "type": sub.type})
     return json.dumps(out, ensure_ascii=False)
 
 

@@ -8,7 +8,8 @@ scale: 1.0 is once per hundred million words; an invented word is 0) fails, and 
 word that is more than ``foreign_margin`` more common in Italian, Spanish, French, German,
 Portuguese or Dutch than in English while rare in English ("bellissimo": 1.7 in English,
 4.7 in Italian). Rare real words people write ("monotonously" 1.8, "crappiest" 1.8) pass.
-Tokens with digits or punctuation are not judged.
+Tokens with digits or punctuation are not judged, nor the words of an entity swapped in by the
+``entity_swap`` strategy.
 
 Examples:
     >>> WordsCheck().check("A dull film.", "A bellissimo film.").reason
@@ -103,4 +104,6 @@ class WordsCheck(FilterCheck):
         return Check(name=self.name, passed=False, reason=f"added word(s) {what}: {listed}", value=len(problems))
 
     def run(self, items: Sequence[CheckItem]) -> list[Check]:
-        return [self.check(item.original, item.edited) for item in items]
+        # An entity swapped in by rule (a rare name from the entity bank) counts as known text.
+        return [self.check(item.original + "\n" + " ".join(f for sub in item.plan.substitutions for f in sub.forms.values()),
+                           item.edited) for item in items]  # fmt: skip

@@ -14,6 +14,9 @@ Variables every template gets:
   whole of ``masked`` without a trained generator)
 * ``blanks``: the blank markers (``["[BLANK1]", ...]``)
 * ``spans``: list of ``{blank, text, start, end, score}`` in text order
+* ``substitutions``: the plan's entity swaps (``entity_swap``), list of ``{old, new, type, forms}``
+  (``forms``: the new entity's surface forms, any of which counts as mentioning it); the
+  ``segments`` then show the texts *after* the swaps (the edited evidence)
 
 Examples:
     >>> from cda.config import config_from_dict
@@ -44,6 +47,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cda.config import Config
+from cda.edit.entities import apply_substitutions
 from cda.edit.plans import masked_window
 from cda.errors import CdaError
 from cda.records import EditPlan, Record, Span
@@ -51,7 +55,7 @@ from cda.tasks import editable_segments, target_labels
 
 TEMPLATE_VARIABLES = (
     "task", "labels", "source_label", "target_label", "segments", "segment",
-    "original", "masked", "window", "blanks", "spans",
+    "original", "masked", "window", "blanks", "spans", "substitutions",
 )  # fmt: skip
 _SUFFIX = ".jinja"
 # The format a generator trained by ``cda train-generator`` learnt (the default with a ``generator`` section).
@@ -153,13 +157,14 @@ def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str
     """The variables a template is rendered with (see the module docstring)."""
     blanks = [config.edit.blank.format(i=k) for k in range(1, len(plan.spans) + 1)]
     original = record.segments[plan.segment]
+    shown = apply_substitutions(record.segments, plan.substitutions) if plan.substitutions else record.segments
     context = config.generator.context_words if config.generator is not None else None
     return {
         "task": config.task.name,
         "labels": list(config.task.labels),
         "source_label": record.label,
         "target_label": plan.target_label,
-        "segments": [{"name": n, "text": t, "edited": n == plan.segment} for n, t in record.segments.items()],
+        "segments": [{"name": n, "text": t, "edited": n == plan.segment} for n, t in shown.items()],
         "segment": plan.segment,
         "original": original,
         "masked": plan.masked,
@@ -176,6 +181,10 @@ def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str
                 "score": span.score,
             }
             for blank, span in zip(blanks, plan.spans)
+        ],
+        "substitutions": [
+            {"old": sub.old, "new": sub.new, "type": sub.type, "forms": sorted(set(sub.forms.values()), key=len, reverse=True)}
+            for sub in plan.substitutions
         ],
     }
 
@@ -224,7 +233,7 @@ def check_template(config: Config, records: list[Record]) -> None:
         >>> check_template(cfg, [])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        cda.generate.prompts.TemplateError: Unknown prompt template 'nope.v9'. Shipped templates: ['infill.v1', ...
+        cda.generate.prompts.TemplateError: Unknown prompt template 'nope.v9'. Shipped templates: ['claim.v1', 'infill.v1', ...
     """
     template = load_template(config)
     task = config.task

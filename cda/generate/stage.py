@@ -137,6 +137,10 @@ class GenerateStage:
         for record in records:
             for plan in record.plans:
                 plan.candidates, plan.selected = [], None  # a rerun replaces, never appends
+                made = strategy.rule_candidates(record, plan)
+                if made is not None:  # an edit by rule (or a plan that cannot be carried out): no prompt
+                    plan.candidates.extend(made)
+                    continue
                 if strategy.needs_spans and not plan.spans:
                     plan.candidates.append(
                         Candidate(

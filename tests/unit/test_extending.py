@@ -176,7 +176,7 @@ def test_a_check_from_another_package_registers_through_an_entry_point(tmp_path,
 @pytest.mark.parametrize(
     ("sections", "message"),
     [
-        ({"filter": {"checks": {"nope": {}}}}, "filter.checks.nope: unknown check 'nope'; registered: duplicate, fluency"),
+        ({"filter": {"checks": {"nope": {}}}}, "filter.checks.nope: unknown check 'nope'; registered: claim_copy, constraints, duplicate"),
         ({"filter": {"checks": {"label": {"treshold": 0.6}}}},
          "filter.checks.label.treshold: unknown key for check 'label'; allowed: name, threshold"),
         ({"generate": {"backend": "nope"}}, "generate.backend: unknown generator backend 'nope'; registered: auto, openai"),
