@@ -39,6 +39,36 @@ SWAP_TYPES = ("PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "WORK_OF_AR
               "DATE", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "TIME")  # fmt: skip
 # Types whose last word names the entity on its own ("Persky" for "Bill Persky").
 _SHORT_FORM_TYPES = {"PERSON"}
+# Types that hold a number; the others are names.
+NUMERIC_TYPES = {"DATE", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "TIME"}
+
+
+def plausible(text: str, type_: str) -> bool:
+    """Whether NER's entity looks like its type: a name starts and ends with a capitalized word and
+    names one thing, a number-like entity has a digit or a number word (spaCy's small model tags
+    "width" GPE, "minutes" TIME, "California Code of" LAW and "Essendon and Footscray" PERSON).
+
+    Examples:
+        >>> plausible("width", "GPE"), plausible("Auckland", "GPE"), plausible("minutes", "TIME"), plausible("first", "ORDINAL")
+        (False, True, False, True)
+        >>> plausible("California Code of", "LAW"), plausible("Essendon and Footscray", "PERSON"), plausible("Gemma di Vergy", "PERSON")
+        (False, False, True)
+    """
+    if type_ in NUMERIC_TYPES:
+        return bool(re.search(r"\d", text)) or type_ in ("ORDINAL", "CARDINAL") and text.isalpha()
+    words = text.split()
+    return bool(words) and words[0][:1].isupper() and words[-1][:1].isupper() and " and " not in text
+
+
+def shape(text: str, type_: str) -> str:
+    """What a good replacement shares with the entity it replaces: digits as 0 for a number
+    (a year for a year), the number of words for a name.
+
+    Examples:
+        >>> shape("1931", "DATE"), shape("Bill Persky", "PERSON")
+        ('0000', '2 words')
+    """
+    return re.sub(r"\d", "0", text) if type_ in NUMERIC_TYPES else f"{len(text.split())} words"
 
 
 @dataclass(frozen=True)
@@ -82,7 +112,7 @@ def find_entities(nlp, segments: dict[str, str], types: Iterable[str] = SWAP_TYP
     found = []
     for (name, offset, _), doc in zip(pieces, nlp.pipe(line for _, _, line in pieces)):
         found += [Entity(name, offset + e.start_char, offset + e.end_char, e.text, e.label_)
-                  for e in doc.ents if e.label_ in wanted and e.text.strip()]  # fmt: skip
+                  for e in doc.ents if e.label_ in wanted and plausible(e.text, e.label_)]  # fmt: skip
     return found
 
 
@@ -192,10 +222,13 @@ class EntityBank:
         """How many distinct entities each type holds."""
         return dict(Counter({t: len(v) for t, v in self.by_type.items()}).most_common())
 
-    def draw(self, type_: str, avoid: set[str], rng: random.Random) -> str | None:
+    def draw(self, type_: str, avoid: set[str], rng: random.Random, like: str | None = None) -> str | None:
         """A random entity of ``type_`` whose normalized text is not in ``avoid`` and shares no word
-        with any of them (``None`` when the bank has none)."""
+        with any of them, of the same :func:`shape` as ``like`` when the bank has one (``None`` when
+        the bank has no entity of the type)."""
         avoid_words = {w for a in avoid for w in a.split()}
         options = [e for e in self.by_type.get(type_, [])
                    if normalize(e) not in avoid and not set(normalize(e).split()) & avoid_words]  # fmt: skip
+        if like is not None:
+            options = [e for e in options if shape(e, type_) == shape(like, type_)] or options
         return rng.choice(options) if options else None

@@ -8,7 +8,7 @@ For a claim with evidence sentences (a list segment), the ``entity_swap`` strate
 2. takes the entities (spaCy NER) of those sentences that the claim mentions too, or that
    two evidence sentences share (a bridge between hops), most salient first;
 3. for each of the top ``max_entities``, draws a replacement of the same type from an
-   :class:`~cda.edit.entities.EntityBank` of the build's data, and swaps it into the evidence in
+   :class:`~cda.edit.entities.EntityBank` of the build's data file, and swaps it into the evidence in
    every sentence and surface form, giving the evidence E'. Two plans follow:
 
    * ``(claim, E')`` toward ``refutes_label`` (only for a claim the evidence supported): made
@@ -77,6 +77,8 @@ log = logging.getLogger(__name__)
 
 #: The generator name on candidates made by rule (no LLM).
 RULE_GENERATOR = "rule:entity_swap"
+# What a small chat model writes before the claim itself.
+_LEAD = re.compile(r"^(?:(?:new\s+)?claim\s*:|summary\s*:|here(?:'s| is)\b[^:]{0,40}:)\s*", re.IGNORECASE)
 NO_ENTITY_ERROR = "no entity to swap: none shared by the claim and the rationale sentences or by two sentences, or none of its type in the bank"
 
 
@@ -137,11 +139,13 @@ class EntitySwapStrategy(EditStrategy):
     # -- planning -------------------------------------------------------------------------
 
     def entity_bank(self) -> EntityBank:
-        """The bank of replacements: every entity in the build's data (``data``), built once."""
+        """The bank of replacements: every entity in the build's data file (``data``, all of it:
+        ``data.limit`` and ``data.sample`` choose what is augmented, not where names come from), built once."""
         if self.bank is None:
             from cda.data import load_table, to_records
 
-            records = to_records(load_table(self.config.data), self.config.task, on_invalid="skip")
+            whole = self.config.data.model_copy(update={"limit": None, "sample": None})
+            records = to_records(load_table(whole), self.config.task, on_invalid="skip")
             self.bank = EntityBank.from_records(load_ner(self.settings.spacy_model), records, self.settings.types)
             log.info("entity bank from %d records: %s", len(records), self.bank.sizes())
         return self.bank
@@ -176,7 +180,7 @@ class EntitySwapStrategy(EditStrategy):
         subs = []
         for _, entity in ranked[: s.max_entities]:
             rng = random.Random(f"{self.config.seed}:{record.index}:{normalize(entity.text)}")
-            new = self.entity_bank().draw(entity.type, avoid, rng)
+            new = self.entity_bank().draw(entity.type, avoid, rng, like=entity.text)
             if new is not None:
                 subs.append(substitution(s.evidence_segment, entity.text, new, entity.type, evidence))
         return subs, sentences
@@ -219,9 +223,10 @@ class EntitySwapStrategy(EditStrategy):
         return r"[^\n]*(" + "|".join(re.escape(f) for f in forms) + r")[^\n]*"
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
-        """The first line of the answer is the new claim (a ``Claim:`` label and quotes removed)."""
+        """The first line of the answer is the new claim (a lead-in such as ``Claim:`` or ``Here's a
+        summary:`` and quotes removed)."""
         lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
-        claim = re.sub(r"^(new\s+)?claim\s*:\s*", "", lines[0], flags=re.IGNORECASE).strip().strip('"“”').strip() if lines else ""
+        claim = _LEAD.sub("", lines[0]).strip().strip('"“”').strip() if lines else ""
         if not claim:
             return None, "empty answer: no claim"
         return {**apply_substitutions(record.segments, plan.substitutions), self.settings.claim_segment: claim}, None

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cda.config import ConfigError, apply_overrides, format_validation_error, read_yaml_mapping
+from cda.config import ConfigError, DataFormat, apply_overrides, format_validation_error, read_yaml_mapping
 
 TrainingSet = Literal["original", "original+cda", "original+human", "original+more"]
 TRAINING_SETS: tuple[str, ...] = ("original", "original+cda", "original+human", "original+more")
@@ -37,7 +37,9 @@ class EvalSetConfig(_Strict):
 
     name: str
     path: str
-    format: Literal["auto", "tsv", "csv", "jsonl", "json", "disk"] = "auto"
+    format: DataFormat = "auto"
+    # A split of a file with several (FEVEROUS-S: train, build, test).
+    split: str | None = None
     # segment -> column; default: the task's segments.
     segments: dict[str, str] | None = None
     # default: the task's label column.
@@ -71,7 +73,8 @@ class MoreOriginalsConfig(_Strict):
     """Where the "more data" control draws extra *original* examples from."""
 
     path: str
-    format: Literal["auto", "tsv", "csv", "jsonl", "json", "disk"] = "auto"
+    format: DataFormat = "auto"
+    split: str | None = None
     dedupe_on: str | None = None
 
 

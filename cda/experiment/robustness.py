@@ -134,7 +134,7 @@ def training_sets(build: BuildOutput, config: ExperimentConfig, seeds: list[int]
         more = config.more_originals
         assert more is not None  # checked by the config validator
         used = {tuple(r.segments.values()) for r in originals}
-        pool = [r for r in load_pool(more.path, more.format, more.dedupe_on, task) if tuple(r.segments.values()) not in used]
+        pool = [r for r in load_pool(more.path, more.format, more.dedupe_on, task, more.split) if tuple(r.segments.values()) not in used]
     out: dict[int, dict[str, LabelledSet]] = {}
     for seed in seeds:
         sets = dict(fixed)

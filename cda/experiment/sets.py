@@ -77,7 +77,7 @@ def resolve_path(path: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / inner
 
 
-def read_table(path: str, fmt: str = "auto") -> datasets.Dataset:
+def read_table(path: str, fmt: str = "auto", split: str | None = None) -> datasets.Dataset:
     """Read a table like :func:`cda.data.load_table`, also from ``.bz2``/``.gz``/``.xz`` CSV/TSV files.
 
     Examples:
@@ -91,7 +91,7 @@ def read_table(path: str, fmt: str = "auto") -> datasets.Dataset:
         raise FileNotFoundError(f"Data file not found: {path}" + (f" (resolved to {resolved})" if str(resolved) != path else ""))
     opener = _OPENERS.get(resolved.suffix.lower())
     if opener is None:
-        return load_table(DataConfig(path=str(resolved), format=fmt))  # type: ignore[arg-type]
+        return load_table(DataConfig(path=str(resolved), format=fmt, split=split))  # type: ignore[arg-type]
     inner = Path(resolved.stem).suffix.lower()
     if inner not in (".csv", ".tsv"):
         raise ExperimentDataError(f"{path}: compressed files must be .csv or .tsv inside, got {inner or 'no suffix'}")
@@ -118,7 +118,7 @@ def load_eval_set(spec, task: TaskConfig, limit: int | None = None, seed: int = 
     """
     from cda.data import check_columns, to_records
 
-    table = read_table(spec.path, spec.format)
+    table = read_table(spec.path, spec.format, spec.split)
     set_task = task.model_copy(update={
         "segments": dict(spec.segments or task.segments),
         "label_column": spec.label_column or task.label_column,
@@ -171,10 +171,10 @@ def load_eval_set(spec, task: TaskConfig, limit: int | None = None, seed: int = 
     return LabelledSet(spec.name, records, dropped, source=spec.path)
 
 
-def load_pool(path: str, fmt: str, dedupe_on: str | None, task: TaskConfig) -> list[Record]:
+def load_pool(path: str, fmt: str, dedupe_on: str | None, task: TaskConfig, split: str | None = None) -> list[Record]:
     """Originals to draw the "more data" control from (rows that do not fit the task are skipped)."""
     from cda.data import load_table, to_records
 
     resolved = resolve_path(path)
-    table = load_table(DataConfig(path=str(resolved), format=fmt, dedupe_on=dedupe_on))  # type: ignore[arg-type]
+    table = load_table(DataConfig(path=str(resolved), format=fmt, dedupe_on=dedupe_on, split=split))  # type: ignore[arg-type]
     return to_records(table, task, on_invalid="skip")

@@ -7,7 +7,7 @@ turns on all five). A candidate of a plan without substitutions passes them unto
 * ``sentences_kept`` -- every evidence sentence without a swapped entity is byte-identical;
 * ``no_dangling`` -- no form of a replaced entity is left in the edited sentences;
 * ``entity_type`` -- spaCy reads the new entity, where it was put, as the old one's type;
-* ``claim_copy`` -- a generated claim is not the original claim again.
+* ``claim_copy`` -- a generated claim is not the original claim again, nor an evidence sentence.
 
 Examples:
     >>> from cda.config import config_from_dict
@@ -148,14 +148,30 @@ class EntityTypeCheck(_SwapCheck):
 class ClaimCopyCheck(_SwapCheck):
     """A generated claim differs from the original claim beyond case and spacing."""
 
-    fails_when = "a generated claim repeats the original claim"
+    class Settings(ComponentSettings):
+        # A claim that is one evidence sentence word for word is supported trivially: it teaches a
+        # verifier to match strings, not to verify. True lets such claims through.
+        allow_evidence_copy: bool = False
+
+    fails_when = "a generated claim repeats the original claim, or an evidence sentence (allow_evidence_copy)"
 
     def check(self, item: CheckItem) -> Check:
         segment = item.plan.segment
-        if segment in {span.segment for sub in item.plan.substitutions for span in sub.spans}:
+        edited = {span.segment for sub in item.plan.substitutions for span in sub.spans}
+        if segment in edited:
             return Check(name=self.name, passed=True)  # an evidence edit, not a generated claim
-        new = " ".join((item.candidate.segments or {}).get(segment, "").lower().split()).rstrip(".")
-        old = " ".join(item.record.segments[segment].lower().split()).rstrip(".")
-        if new == old:
+        segments = item.candidate.segments or {}
+        new = _loose(segments.get(segment, ""))
+        if new == _loose(item.record.segments[segment]):
             return self.fail(f"the new {segment} repeats the original one")
+        if not self.settings.allow_evidence_copy:
+            for name in sorted(edited):
+                for k, sentence in enumerate(segments.get(name, "").split(SENTENCE_SEPARATOR)):
+                    if new == _loose(sentence):
+                        return self.fail(f"the new {segment} copies {name} sentence {k}")
         return Check(name=self.name, passed=True)
+
+
+def _loose(text: str) -> str:
+    """Text compared for copies: lower case, single spaces, no final full stop."""
+    return " ".join(text.lower().split()).rstrip(".")

@@ -35,6 +35,7 @@ from typing import Sequence
 
 from pydantic import Field
 
+from cda.edit.entities import apply_substitutions
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.filter.tokens import Token, normalize_space, tokens_with_offsets
 from cda.records import SENTENCE_SEPARATOR, Candidate, Check, EditPlan, Record, Span
@@ -253,8 +254,11 @@ class LogicCheck(FilterCheck):
         return problems
 
     def leaks(self, record: Record, plan: EditPlan, prompt: str, edited: str) -> list[str]:
-        """Prompt or label text in ``edited`` that the original did not contain."""
+        """Prompt or label text in ``edited`` that the original did not contain (text an edit strategy
+        put there by rule, such as swapped evidence, counts as the original's)."""
         original = "\n".join(record.segments.values())
+        if plan.substitutions:
+            original += "\n" + "\n".join(apply_substitutions(record.segments, plan.substitutions).values())
         found: list[str] = []
         for pattern in (self.blank, _ANY_BLANK):
             match = pattern.search(edited)

@@ -170,7 +170,7 @@ def test_the_claim_prompt_shows_the_edited_evidence_and_names_the_constraint():
     plan = strategy.plans(r)[1]
     prompt = render_prompt(strategy.config, r, plan)
     new = plan.substitutions[0].new
-    assert f'must mention "{new}"' in prompt and plan.substitutions[0].old not in prompt.split("Evidence:")[1]
+    assert f"facts about {new} in one short sentence" in prompt and plan.substitutions[0].old not in prompt
     regex = re.compile(strategy.answer_regex(plan))
     assert regex.fullmatch(f"In 1840 {new} built it.") and not regex.fullmatch("John Glenn built it.")
 
