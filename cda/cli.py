@@ -427,6 +427,112 @@ def serve(
         raise typer.Exit(code)
 
 
+review_app = typer.Typer(help="Human review in Label Studio: serve it, push a build's candidates, pull the decisions.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
+BuildDir = Annotated[Path, typer.Argument(help="A `cda build` output folder (with its audit/ split).")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Label Studio's URL (default http://127.0.0.1:8080).")]
+TokenEnvOpt = Annotated[Optional[str], typer.Option(
+    "--token-env", help="Environment variable holding the API token (default LABEL_STUDIO_API_KEY; "
+                        "a local server started by `cda review serve` needs none).")]
+TitleOpt = Annotated[Optional[str], typer.Option("--title", help="Project title (default: 'cda <build folder> <hash>').")]
+
+
+@review_app.command("serve")
+def review_serve(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    home: Annotated[Optional[Path], typer.Option("--home", help="Folder of its virtualenv, data and log "
+                                                 "(default: $CDA_CACHE_DIR/label-studio).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Label Studio's data (default: <home>/data).")] = None,
+    pid_file: Annotated[Optional[Path], typer.Option("--pid-file", help="Write the server's process (group) id here.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Install Label Studio once (own virtualenv), start it on 127.0.0.1, print how to log in; Ctrl-C stops it."""
+    _setup_logging(verbose)
+
+    def run() -> int:
+        from cda.review.server import serve as serve_fn
+        from cda.review.settings import LabelStudioSettings
+
+        settings = LabelStudioSettings(host=host, port=port, home=home, data_dir=data_dir)
+        return serve_fn(settings, pid_file=pid_file, echo=typer.echo)
+
+    code = _guard(run)
+    if code:
+        raise typer.Exit(code)
+
+
+@review_app.command("push")
+def review_push(
+    build_dir: BuildDir,
+    which: Annotated[str, typer.Option("--which", help="accepted, dropped or all candidates.")] = "all",
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most N new tasks (a later push goes on from there).")] = None,
+    url: UrlOpt = None,
+    token_env: TokenEnvOpt = None,
+    title: TitleOpt = None,
+    verbose: Verbose = False,
+) -> None:
+    """Push a build's candidates to Label Studio (a second push adds only new ones)."""
+    _setup_logging(verbose)
+
+    def run() -> None:
+        from cda.review.rounds import push
+
+        r = push(build_dir, which=which, limit=limit, url=url, token_env=token_env, title=title)
+        console.print(f"Pushed {r.created} new candidate(s) to project {r.project_id} ({r.title!r}); "
+                      f"{r.already_there} of the {r.chosen} chosen were there already"
+                      + (f"; {r.without_text} candidate(s) without text (parse/generation failures) are not pushed" if r.without_text else ""),
+                      highlight=False)  # fmt: skip
+        typer.echo(f"Review them at {r.project_url}")
+
+    _guard(run)
+
+
+@review_app.command("pull")
+def review_pull(
+    build_dir: BuildDir,
+    project: Annotated[Optional[int], typer.Option("--project", help="Project id (default: the one push made for the build).")] = None,
+    url: UrlOpt = None,
+    token_env: TokenEnvOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Reviewed folder (default <build>/review).")] = None,
+    title: TitleOpt = None,
+    no_rescue: Annotated[bool, typer.Option("--no-rescue", help="Accepted candidates the filter dropped stay out.")] = False,
+    no_recheck: Annotated[bool, typer.Option("--no-recheck", help="Do not run the filter on corrected texts (loads no model).")] = False,
+    drop_failed_recheck: Annotated[bool, typer.Option("--drop-failed-recheck", help="Leave out corrections the filter fails.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Pull the decisions, write the reviewed dataset and training pairs; print the filter-vs-reviewer table."""
+    _setup_logging(verbose)
+
+    def run() -> None:
+        from cda.review.agreement import agreement_table, review_metrics
+        from cda.review.rounds import pull
+
+        r = pull(build_dir, project, url=url, token_env=token_env, output_dir=output, title=title,
+                 rescue=not no_rescue, recheck=not no_recheck, drop_failed_recheck=drop_failed_recheck)  # fmt: skip
+        s = r.summary
+        decided = ", ".join(f"{n} {status}" for status, n in s["decisions"].items())
+        rows = ", ".join(f"{n} {status}" for status, n in s["dataset"]["counterfactuals_by_status"].items())
+        console.print(f"Project {r.project_id}: {s['candidates_in_project']} candidates: {decided}.", highlight=False)
+        console.print(f"Reviewed dataset: {s['dataset']['originals']} originals + {s['dataset']['counterfactuals']} "
+                      f"counterfactuals ({rows}; {s['rescued']} rescued; the build had {s['dataset']['build_counterfactuals']}); "
+                      f"{s['recheck_failed']} of {s['rechecked']} corrections fail the filter's recheck; "
+                      f"{s['training_pairs']} training pairs.", highlight=False)  # fmt: skip
+        from cda.evaluate.report import format_number
+
+        table = agreement_table(review_metrics(r.reviewed.records), compact=True)
+        shown = Table(title="filter vs reviewers", caption=table.caption)
+        for column in table.header:
+            shown.add_column(column, justify="left" if column == "check" else "right")
+        for row in table.rows:
+            shown.add_row(*(format_number(v) for v in row))
+        console.print(shown)
+        typer.echo(f"Reviewed folder: {r.output_dir} (dataset/, audit/, decisions.jsonl, reviewed_pairs.tsv)")
+
+    _guard(run)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

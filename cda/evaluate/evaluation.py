@@ -186,6 +186,11 @@ def evaluate(
             "edit_distance_to_human": M.summarize(r["edit_distance_to_human"] for r in both),
             "bleu_to_human": M.summarize(r["bleu_to_human"] for r in both),
         }
+    from cda.review.agreement import review_summary
+
+    review = review_summary(build.root)  # the filter against reviewers, once `cda review pull` ran
+    if review is not None:
+        metrics["review"] = review
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     with (out / "examples.jsonl").open("w", encoding="utf-8") as f:
         for row in rows:

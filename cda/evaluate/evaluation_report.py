@@ -178,6 +178,9 @@ def write_evaluation_report(metrics: dict[str, Any], rows: list[dict], output_di
             f"plans with at least two parsed candidates: mean {diversity['self_bleu']['mean']}, median "
             f"{diversity['self_bleu']['median']} (100 = all candidates identical)."
         )]))  # fmt: skip
+    from cda.review.agreement import review_sections
+
+    sections += review_sections(metrics.get("review"))
     sections.append(Section(f"{len(example_rows)} example pairs", [
         Table(example_header, example_rows, caption="changed tokens are marked; … elides unchanged text"),
     ]))  # fmt: skip
