@@ -65,6 +65,9 @@ class SamplingSettings:
     json_schema: dict | None = None
     # A regular expression the whole output must match (backends with structured output honour it).
     regex: str | None = None
+    # One regular expression per prompt of the call, in order (``None``: unconstrained), instead
+    # of ``regex``; only for a generator whose capabilities say ``regex_per_prompt``.
+    regexes: list[str | None] | None = None
 
 
 @dataclass
@@ -85,6 +88,8 @@ class GeneratorCapabilities:
         prompts_per_call: how many prompts it wants per call (``None``: ``generate.batch_size``).
         server: generation runs on a server; no local model file is needed.
         scores_text: it is also a :class:`LanguageModel` (the fluency check can reuse it).
+        regex_per_prompt: honours ``SamplingSettings.regexes`` (a regex per prompt in one call, so
+            plans with different answer shapes still batch together).
     """
 
     structured_outputs: bool = False
@@ -92,6 +97,7 @@ class GeneratorCapabilities:
     prompts_per_call: int | None = None
     server: bool = False
     scores_text: bool = False
+    regex_per_prompt: bool = False
 
 
 @runtime_checkable

@@ -220,7 +220,8 @@ class EntitySwapStrategy(EditStrategy):
         if len(plan.substitutions) != 1:
             return None
         forms = sorted(set(plan.substitutions[0].forms.values()), key=len, reverse=True)
-        return r"[^\n]*(" + "|".join(re.escape(f) for f in forms) + r")[^\n]*"
+        # re.escape writes a space as "\ ", which vLLM's regex compiler warns about: keep spaces plain.
+        return r"[^\n]*(" + "|".join(re.escape(f).replace("\\ ", " ") for f in forms) + r")[^\n]*"
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         """The first line of the answer is the new claim (a lead-in such as ``Claim:`` or ``Here's a

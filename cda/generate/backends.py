@@ -76,7 +76,7 @@ class LazyBackend:
         return self.load_class().from_config(config)
 
 
-_SERVING = dict(structured_outputs=True, lora=True, prompts_per_call=256)
+_SERVING = dict(structured_outputs=True, lora=True, prompts_per_call=256, regex_per_prompt=True)
 for _backend in (
     LazyBackend("transformers", "cda.generate.transformers_backend:TransformersGenerator", TransformersSettings,
                 GeneratorCapabilities(lora=True, scores_text=True), "pip install cda"),

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,8 @@ class OpenAICompatibleGenerator:
     """
 
     # prompts_per_call: requests in flight are capped by ``concurrency``, not by the call.
-    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256, server=True)
+    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256, server=True,
+                                         regex_per_prompt=True)
 
     def __init__(
         self,
@@ -279,7 +281,9 @@ class OpenAICompatibleGenerator:
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self._api_key(), timeout=self.timeout_s, max_retries=self.max_retries
         ) as client:
-            tasks = [asyncio.ensure_future(self._one(client, semaphore, p, sampling)) for p in prompts]
+            each = ([replace(sampling, regex=r, regexes=None) for r in sampling.regexes] if sampling.regexes is not None
+                    else [sampling] * len(prompts))  # fmt: skip
+            tasks = [asyncio.ensure_future(self._one(client, semaphore, p, s)) for p, s in zip(prompts, each)]
             done, _ = await asyncio.wait(tasks, timeout=self.first_response_timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if not done:  # not one answer: the server hangs; fail this call and the ones after it now
                 for task in tasks:

@@ -204,7 +204,11 @@ class GenerateStage:
         return gen.structured_answers and self.generator.capabilities.structured_outputs
 
     def _call_grouped(self, prompts: list[str], samplings: dict[str, SamplingSettings]) -> list[Generation]:
-        """The outputs for a chunk: one generator call per distinct sampling setting (blank count), in order."""
+        """The outputs for a chunk: one generator call per distinct sampling setting (blank count), in order;
+        one call for the whole chunk on a generator that takes a regex per prompt."""
+        if self.generator.capabilities.regex_per_prompt and len({samplings[p].regex for p in prompts}) > 1:
+            regexes = [samplings[p].regex for p in prompts]
+            return self._call_generator(prompts, replace(samplings[prompts[0]], regex=None, regexes=regexes))
         groups: dict[str | None, list[int]] = {}
         for i, prompt in enumerate(prompts):
             groups.setdefault(samplings[prompt].regex, []).append(i)

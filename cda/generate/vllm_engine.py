@@ -24,6 +24,7 @@ import gc
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class VLLMGenerator:
         512
     """
 
-    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256)
+    capabilities = GeneratorCapabilities(structured_outputs=True, lora=True, prompts_per_call=256, regex_per_prompt=True)
 
     def __init__(
         self,
@@ -223,10 +224,11 @@ class VLLMGenerator:
             runnable.append(i)
             inputs.append(TokensPrompt(prompt_token_ids=ids))
         if inputs:
+            params: Any = self.sampling_params(sampling)
+            if sampling.regexes is not None:  # one SamplingParams per request: each its own answer regex
+                params = [self.sampling_params(replace(sampling, regex=sampling.regexes[i], regexes=None)) for i in runnable]
             try:
-                outputs = self._llm.generate(
-                    inputs, self.sampling_params(sampling), use_tqdm=sys.stderr.isatty(), lora_request=self._lora_request
-                )
+                outputs = self._llm.generate(inputs, params, use_tqdm=sys.stderr.isatty(), lora_request=self._lora_request)
             except Exception as e:  # engine failures (dead engine, bad request) become data, the run goes on
                 log.warning("vLLM failed on a call of %d prompts: %s", len(inputs), e)
                 outputs = None

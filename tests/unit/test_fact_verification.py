@@ -233,3 +233,54 @@ def test_the_shipped_configs_load_and_name_their_checks(root):
         cfg = load_config(root / f"configs/{name}.yaml")
         assert cfg.edit.strategy.name == "entity_swap"
         assert {"constraints", "sentences_kept", "no_dangling", "entity_type", "claim_copy", "label"} <= set(cfg.filter.checks)
+
+
+def test_a_claim_that_copies_an_evidence_sentence_fails_unless_allowed():
+    r = record()
+    sub = substitution("evidence", "John Glenn", "Mary Stone", "PERSON", EVIDENCE)
+    plan = EditPlan(target_label="SUPPORTS", segment="claim", also_edits=["evidence"], substitutions=[sub])
+    evidence = apply_substitutions(r.segments, [sub])["evidence"]
+    copy = evidence.split("\n")[1]
+    check = ClaimCopyCheck.create(fact_config())
+    result = check.run([CheckItem(r, plan, Candidate(segments={"claim": copy, "evidence": evidence}))])[0]
+    assert result.reason == "the new claim copies evidence sentence 1"
+    lenient = ClaimCopyCheck.create(fact_config(), allow_evidence_copy=True)
+    assert lenient.run([CheckItem(r, plan, Candidate(segments={"claim": copy, "evidence": evidence}))])[0].passed
+
+
+@pytest.mark.parametrize("raw", ["Here's a concise summary: \"Mary Stone built it.\"", "Claim: Mary Stone built it.",
+                                 "Mary Stone built it.\nMore text."])
+def test_the_claim_is_read_without_its_lead_in(raw):
+    strategy = swap_strategy(max_entities=1)
+    r = record()
+    plan = strategy.plans(r)[1]
+    assert strategy.parse(raw, r, plan)[0]["claim"] == "Mary Stone built it."
+    assert strategy.parse("  \n", r, plan) == (None, "empty answer: no claim")
+
+
+def test_claim_prompts_with_their_own_regexes_go_to_a_batching_backend_in_one_call(tmp_path):
+    from cda.protocols import GeneratorCapabilities
+
+    class Batching(FakeGenerator):
+        capabilities = GeneratorCapabilities(structured_outputs=True, regex_per_prompt=True)
+
+        def __init__(self):
+            super().__init__(answers=["Mary Stone built it."])
+            self.calls = []
+
+        def generate(self, prompts, sampling):
+            self.calls.append(sampling.regexes)
+            return super().generate(prompts, sampling)
+
+    strategy = swap_strategy(max_entities=2)
+    records = [record(), record(label="REFUTES")]
+    for r in records:
+        r.plans = strategy.plans(r)
+    generator = Batching()
+    stage = GenerateStage(strategy.config, Cache(tmp_path, enabled=False), generator)
+    stage.strategy = strategy
+    stage.process(records)
+    (regexes,) = generator.calls  # one call, a regex per distinct claim prompt
+    # Both records are the same claim and evidence: their two swaps give two distinct prompts.
+    assert len(regexes) == 2 and len(set(regexes)) == 2
+    assert all(c.segments["claim"] == "Mary Stone built it." for r in records for p in r.plans[1::2] for c in p.candidates)
