@@ -67,7 +67,7 @@ class Summary:
         self.truncated = sum(any(n < len(r.segments[s]) for s, n in r.seen_chars.items()) for r in records)
         plans = [p for r in records for p in r.plans]
         self.plans = len(plans)
-        self.plans_without_spans = sum(not p.spans for p in plans)
+        self.plans_without_spans = sum(not p.spans and not p.substitutions for p in plans)  # nothing to edit
         cands = [c for p in plans for c in p.candidates]
         self.candidates = len(cands)
         self.accepted_candidates = sum(c.accepted for c in cands)

@@ -82,6 +82,17 @@ _LEAD = re.compile(r"^(?:(?:new\s+)?claim\s*:|summary\s*:|here(?:'s| is)\b[^:]{0
 NO_ENTITY_ERROR = "no entity to swap: none shared by the claim and the rationale sentences or by two sentences, or none of its type in the bank"
 
 
+def regex_literal(text: str) -> str:
+    """``text`` as a regex that matches it, escaping only what is special (``re.escape`` also escapes
+    spaces and ``&``, and vLLM's regex compiler warns about each such escape).
+
+    Examples:
+        >>> regex_literal("A & B (1999)")
+        'A & B \\\\(1999\\\\)'
+    """
+    return re.sub(r"([\\.^$*+?{}\[\]|()])", r"\\\1", text)
+
+
 def rationale_sentences(record: Record, segment: str, k: int) -> list[int]:
     """The ``k`` sentences of ``segment`` with the most attribution (sum of span scores), most first;
     every sentence, in order, when Explain found no span there.
@@ -220,8 +231,7 @@ class EntitySwapStrategy(EditStrategy):
         if len(plan.substitutions) != 1:
             return None
         forms = sorted(set(plan.substitutions[0].forms.values()), key=len, reverse=True)
-        # re.escape writes a space as "\ ", which vLLM's regex compiler warns about: keep spaces plain.
-        return r"[^\n]*(" + "|".join(re.escape(f).replace("\\ ", " ") for f in forms) + r")[^\n]*"
+        return r"[^\n]*(" + "|".join(regex_literal(f) for f in forms) + r")[^\n]*"
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         """The first line of the answer is the new claim (a lead-in such as ``Claim:`` or ``Here's a
