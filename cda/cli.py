@@ -517,7 +517,8 @@ def review_pull(
         console.print(f"Project {r.project_id}: {s['candidates_in_project']} candidates: {decided}.", highlight=False)
         console.print(f"Reviewed dataset: {s['dataset']['originals']} originals + {s['dataset']['counterfactuals']} "
                       f"counterfactuals ({rows}; {s['rescued']} rescued; the build had {s['dataset']['build_counterfactuals']}); "
-                      f"{s['recheck_failed']} of {s['rechecked']} corrections fail the filter's recheck; "
+                      f"{s['recheck_failed']} of {s['rechecked']} corrections fail the filter's recheck "
+                      f"({', '.join(f'{k}: {n}' for k, n in s['recheck_failed_by'].items()) or 'none'}); "
                       f"{s['training_pairs']} training pairs.", highlight=False)  # fmt: skip
         from cda.evaluate.report import format_number
 

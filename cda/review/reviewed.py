@@ -196,6 +196,7 @@ def apply_review(
         "unusable_corrections": len(unusable),
         "rechecked": len(rechecked),
         "recheck_failed": sum(not r.passed for r in rechecked.values()),
+        "recheck_failed_by": dict(Counter(r.failed for r in rechecked.values() if not r.passed).most_common()),
         "rescued": sum(1 for _, (c, r) in chosen.items() if r),
         "training_pairs": len(pairs) // 2,
         "dataset": {

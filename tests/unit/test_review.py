@@ -137,6 +137,7 @@ def test_failed_recheck_keeps_the_correction_unless_asked(build, export):
     recheck = FilterRecheck(build.config, Components(classifier=FakeClassifier()))
     kept = apply_review(build, decisions_from_export(export), recheck=recheck)
     assert kept.dataset["cda_review_recheck_passed"][-1] is False and kept.summary["recheck_failed"] == 1
+    assert kept.summary["recheck_failed_by"] == {"logic": 1}  # "." -> "!" lies outside the rationale span
     dropped = apply_review(build, decisions_from_export(export), recheck=recheck, drop_failed_recheck=True)
     assert dropped.dataset["cda_review_status"][3:] == ["accepted"]
 
