@@ -125,10 +125,10 @@ def review_sections(review: dict[str, Any] | None) -> list[Section]:
     if not review:
         return []
     d = review["decisions"]
+    reviewers = ", ".join(f"{who} ({n})" for who, n in review["reviewers"].items()) or "none yet"
     lines = [
         f"{review['candidates']} candidates in the review project ({review['path']}): {d['accepted']} accepted, "
-        f"{d['corrected']} corrected, {d['rejected']} rejected, {d['pending']} pending; reviewers: "
-        + ", ".join(f"{who} ({n})" for who, n in review["reviewers"].items()) + ".",
+        f"{d['corrected']} corrected, {d['rejected']} rejected, {d['pending']} pending; reviewers: {reviewers}.",
         f"{review['corrections_passing_recheck']} of {review['corrections_rechecked']} corrected texts pass the build's "
         f"filter again; {review['rescued']} candidates the filter had not selected are in the reviewed dataset.",
     ]  # fmt: skip
@@ -137,5 +137,5 @@ def review_sections(review: dict[str, Any] | None) -> list[Section]:
         fates = sorted({f for per in review["reject_reasons"].values() for f in per})
         blocks.append(Table(["reject reason", *fates],
                             [[reason, *(per.get(f, 0) for f in fates)] for reason, per in review["reject_reasons"].items()],
-                            caption="rejected candidates by the reviewer's reason and what the filter had done with them"))  # fmt: skip
+                            caption="rejected candidates by the reviewer's reason and what the filter did with them"))  # fmt: skip
     return [Section("Human review: the filter against reviewers", blocks)]

@@ -109,7 +109,9 @@ class LabelStudioClient:
         try:
             return response.json()
         except ValueError:
-            raise LabelStudioError(f"{method} {url} answered {response.status_code} with no JSON: is {self.url} Label Studio?") from None
+            raise LabelStudioError(
+                f"{method} {url} answered {response.status_code} with no JSON: is {self.url} Label Studio?"
+            ) from None
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text

@@ -78,7 +78,8 @@ def ensure_installed(settings: LabelStudioSettings) -> Path:
                 out.write("$ " + " ".join(cmd) + "\n")
                 out.flush()
                 try:
-                    done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=settings.install_timeout_s)
+                    done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False,
+                                          timeout=settings.install_timeout_s)
                 except subprocess.TimeoutExpired:
                     raise LabelStudioError(
                         f"Installing Label Studio {settings.version} took over {settings.install_timeout_s:g}s; "

@@ -153,9 +153,10 @@ def apply_review(
 
     rechecked: dict[str, RecheckResult] = {}
     if recheck is not None and corrected:
-        audit = build.audit
-        items = [RecheckItem(by_id[cid], segs, audit[by_id[cid].row]["spans"], audit[by_id[cid].row]["masked"] or "",
-                             audit[by_id[cid].row]["prompt"] or "", list_segments) for cid, segs in corrected.items()]  # fmt: skip
+        items = []
+        for cid, segments in corrected.items():
+            row = build.audit[by_id[cid].row]
+            items.append(RecheckItem(by_id[cid], segments, row["spans"], row["masked"] or "", row["prompt"] or "", list_segments))
         rechecked = dict(zip(corrected, recheck(items)))
 
     def usable(c: ReviewCandidate) -> bool:
@@ -197,7 +198,7 @@ def apply_review(
         "rechecked": len(rechecked),
         "recheck_failed": sum(not r.passed for r in rechecked.values()),
         "recheck_failed_by": dict(Counter(r.failed for r in rechecked.values() if not r.passed).most_common()),
-        "rescued": sum(1 for _, (c, r) in chosen.items() if r),
+        "rescued": sum(rescued for _, rescued in chosen.values()),
         "training_pairs": len(pairs) // 2,
         "dataset": {
             "rows": len(dataset),
@@ -238,19 +239,22 @@ def _reviewed_dataset(
     orphans: list[dict] = []
     for row in table.select(cf_rows).to_list() if cf_rows else []:
         key = (int(row[ORIGINAL_INDEX]), row[PREFIX + "target_label"], row[PREFIX + "edited_segment"])
-        (orphans.append(row) if key not in plans else existing.setdefault(key, row))
+        if key in plans:
+            existing.setdefault(key, row)
+        else:
+            orphans.append(row)
     by_original = {int(i): row for i, row in zip(originals[ORIGINAL_INDEX], originals.to_list())} if chosen else {}
     encode = label_encoder(originals, config.task)
 
     rows = []
-    for key, members in plans.items():
+    for key in plans:  # audit order
         if key not in chosen:
             continue
         candidate, rescued = chosen[key]
         if not rescued and key in existing:
             row = dict(existing[key])
         else:
-            row = _new_row(by_original[candidate.original_index], candidate, build, encode)
+            row = _new_row(by_original[candidate.original_index], candidate, build, encode, list_segments)
         d = decisions.get(candidate.candidate_id)
         status = UNREVIEWED if d is None else d.status
         row.update({c.name: None for c in columns})
@@ -286,11 +290,11 @@ def _set_segments(row: dict, segments: dict[str, str], config: Config, list_segm
         row[config.task.segments[name]] = value
 
 
-def _new_row(original: dict, candidate: ReviewCandidate, build: BuildOutput, encode) -> dict:
+def _new_row(original: dict, candidate: ReviewCandidate, build: BuildOutput, encode, list_segments: list[str]) -> dict:
     """A counterfactual row for a candidate the build did not select, as the export writes one."""
     audit_row = build.audit[candidate.row]  # type: ignore[index]
     row = dict(original)
-    _set_segments(row, _segments_of(candidate.text or "", candidate) or {}, build.config, _list_segments(build.dataset, build.config))
+    _set_segments(row, _segments_of(candidate.text or "", candidate) or {}, build.config, list_segments)
     row[build.config.task.label_column] = encode(candidate.target_label)
     for column in build.dataset.column_names:
         if not column.startswith(PREFIX):

@@ -153,7 +153,9 @@ def load_credentials(path: Path) -> Credentials:
     try:
         return Credentials.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError:
-        raise LabelStudioError(f"{path} holds no Label Studio credentials; delete it and its data folder to start afresh") from None
+        raise LabelStudioError(
+            f"{path} holds no Label Studio credentials; delete it and its data folder to start afresh"
+        ) from None
 
 
 def load_or_create_credentials(settings: LabelStudioSettings) -> Credentials:

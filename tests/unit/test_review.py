@@ -115,7 +115,8 @@ def test_reviewed_dataset(build, export):
     assert {c["name"] for c in json.loads(corrected["cda_checks"])} >= {"logic", "minimality", "label"}
     # Original 2 had no counterfactual; a skipped task stays pending and adds none.
     assert reviewed.summary["decisions"] == {"accepted": 1, "corrected": 1, "rejected": 1, "pending": 1}
-    assert reviewed.summary["dataset"]["counterfactuals_by_status"] == {"accepted": 1, "corrected": 1, "pending": 0, "unreviewed": 0}
+    by_status = reviewed.summary["dataset"]["counterfactuals_by_status"]
+    assert by_status == {"accepted": 1, "corrected": 1, "pending": 0, "unreviewed": 0}
     assert reviewed.summary["rescued"] == 1 and reviewed.summary["recheck_failed"] == 0
     audit = reviewed.audit.to_list()
     assert [r["review_status"] for r in audit] == ["rejected", "accepted", "unreviewed", "corrected", "pending"]
@@ -157,7 +158,8 @@ def test_reviewed_pairs_load_as_generator_training_pairs(build, export, tmp_path
     assert lines[0] == f"Text\tSentiment\t{PAIR_KEY}"
     assert lines[1:] == [f"It was bad .\tNegative\t{RESCUED}", f"It was good .\tPositive\t{RESCUED}",
                          f"A great film .\tPositive\t{CORRECTED}", f"A bad film .\tNegative\t{CORRECTED}"]  # fmt: skip
-    config = config_from_dict({**config_dict(), "generator": {"train": {"pairs": {"path": str(out / PAIRS_FILE), "key": PAIR_KEY}}}})
+    pairs_spec = {"path": str(out / PAIRS_FILE), "key": PAIR_KEY}
+    config = config_from_dict({**config_dict(), "generator": {"train": {"pairs": pairs_spec}}})
     pairs = human_pairs(config)
     assert len(pairs) == 4  # two pairs, both directions
     assert {(o.segments["text"], target) for o, _, target, _ in pairs} >= {
