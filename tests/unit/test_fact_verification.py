@@ -284,3 +284,14 @@ def test_claim_prompts_with_their_own_regexes_go_to_a_batching_backend_in_one_ca
     # Both records are the same claim and evidence: their two swaps give two distinct prompts.
     assert len(regexes) == 2 and len(set(regexes)) == 2
     assert all(c.segments["claim"] == "Mary Stone built it." for r in records for p in r.plans[1::2] for c in p.candidates)
+
+
+def test_a_bridge_the_claim_does_not_name_gets_a_new_claim_but_no_refutes_edit():
+    # Swapped in every sentence, a bridge keeps the chain from evidence to claim intact.
+    spans = [Span(segment="evidence", start=EVIDENCE.index("unincorporated"), end=EVIDENCE.index("unincorporated") + 14,
+                  score=1.0)]  # fmt: skip
+    r = record(claim="The Glenn House was built by John Glenn.", spans=spans)
+    plans = swap_strategy(max_entities=2, rationale_sentences=1).plans(r)
+    assert [(p.target_label, p.substitutions[0].old) for p in plans] == [("SUPPORTS", "Cedar Heights")]
+    regex = swap_strategy(mention_within=5).answer_regex(plans[0])
+    assert re.fullmatch(regex, "In Oakwood a house stands.") and not re.fullmatch(regex, "A house stands in Oakwood.")
