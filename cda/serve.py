@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from cda.cache import default_cache_root
 from cda.errors import CdaError
 from cda.generate.settings import VLLMSettings
+from cda.server_process import ServerProcess, run_until_stopped
 from cda.generate.vllm_setup import (
     cpu_env,
     engine_args,
@@ -122,85 +119,23 @@ def server_command(
     return cmd + list(extra_args)
 
 
-@dataclass
-class VLLMServer:
+@dataclass(kw_only=True)
+class VLLMServer(ServerProcess):
     """A running vLLM server child process (in its own process group, so stopping it
     also stops the engine processes it spawned).
 
     Use :func:`start_server` to get one; ``with start_server() as server:`` stops it at the end.
     """
 
-    process: subprocess.Popen
+    what: ClassVar[str] = "The vLLM server"
+    error: ClassVar[type[Exception]] = ServerError
+
     base_url: str
-    health_url: str
     model: str
-    log_path: Path | None = None
-    _log: IO | None = field(default=None, repr=False)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.is_file():
-            return ""
-        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def wait_until_healthy(self, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S) -> None:
-        """Poll ``/health`` until it answers 200.
-
-        Raises:
-            ServerError: the server exited, or did not answer within ``timeout_s`` (it is stopped then).
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not self.alive():
-                raise ServerError(
-                    f"The vLLM server exited with code {self.process.returncode} before it was ready."
-                    + (f" Last lines of its log ({self.log_path}):\n{self.log_tail()}" if self.log_path else "")
-                )
-            try:
-                with urllib.request.urlopen(self.health_url, timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass  # still starting
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(
-                    f"The vLLM server did not answer {self.health_url} within {timeout_s:g}s; stopped it."
-                    + (f" Last lines of its log ({self.log_path}):\n{self.log_tail()}" if self.log_path else "")
-                )
-            time.sleep(1.0)
-
-    def stop(self, grace_s: float = 30.0) -> None:
-        """SIGTERM the server's process group, then SIGKILL whatever is left after ``grace_s``."""
-        if self.alive():
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                log.warning("vLLM server %d ignored SIGTERM for %gs; killing it", self.process.pid, grace_s)
-        try:  # engine processes may outlive the API process: end the whole group
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "VLLMServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def wait_until_healthy(self, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S, poll_s: float = 1.0) -> None:
+        """Poll ``/health`` until it answers 200 (:class:`ServerError` when it exits or times out)."""
+        super().wait_until_healthy(timeout_s, poll_s)
 
 
 def start_server(
@@ -296,23 +231,10 @@ def serve(
         >>> serve(port=8000)  # doctest: +SKIP
         vLLM server ready: http://127.0.0.1:8000/v1 (model SmolLM2-135M-Instruct.Q4_1). Ctrl-C stops it.
     """
-    # SIGTERM (a CI trap's `kill PID`) must stop the child too, as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    server = None
-    try:
-        server = start_server(model, host=host, port=port, **server_args)
-        if server_pid_file is not None:
-            Path(server_pid_file).write_text(f"{server.pid}\n", encoding="utf-8")
+    def announce(server: VLLMServer) -> None:
         print(f"vLLM server ready: {server.base_url} (model {server.model}). Ctrl-C stops it.", flush=True)
         print(f"Use it with: generate.backend.name=openai generate.backend.base_url={server.base_url}", flush=True)
-        return server.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if server is not None:
-            server.stop()
-        signal.signal(signal.SIGTERM, previous)
+
+    return run_until_stopped(lambda: start_server(model, host=host, port=port, **server_args), announce, server_pid_file)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import ClassVar
 
 from cda.review.errors import LabelStudioError
 from cda.review.install import ensure_installed, is_installed, label_studio_executable
 from cda.review.settings import LOOPBACK, Credentials, LabelStudioSettings, load_or_create_credentials
+from cda.server_process import ServerProcess, run_until_stopped
+from cda.server_process import health_ok as process_health_ok
 
 log = logging.getLogger(__name__)
 
@@ -76,80 +74,22 @@ def server_env(settings: LabelStudioSettings, credentials: Credentials) -> dict[
     return env
 
 
-@dataclass
-class LabelStudioServer:
+@dataclass(kw_only=True)
+class LabelStudioServer(ServerProcess):
     """A running Label Studio process, leader of its own process group.
 
     Use :func:`start_label_studio` to get one; ``with start_label_studio() as server:`` stops
     it at the end.
     """
 
-    process: subprocess.Popen
+    what: ClassVar[str] = "Label Studio"
+    error: ClassVar[type[Exception]] = LabelStudioError
+
     url: str
     credentials_file: Path
-    log_path: Path
-    _log: IO | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        if not self.log_path.is_file():
-            return ""
-        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def wait_until_healthy(self, timeout_s: float) -> None:
-        """Poll ``/health`` until it answers 200.
-
-        Raises:
-            LabelStudioError: the server exited, or did not answer within ``timeout_s`` (it is stopped then).
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not self.alive():
-                raise LabelStudioError(
-                    f"Label Studio exited with code {self.process.returncode} before it was ready; "
-                    f"last lines of its log ({self.log_path}):\n{self.log_tail()}"
-                )
-            if health_ok(self.url):
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise LabelStudioError(
-                    f"Label Studio did not answer {self.url}/health within {timeout_s:g}s; stopped it. "
-                    f"Last lines of its log ({self.log_path}):\n{self.log_tail()}"
-                )
-            time.sleep(0.5)
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM the server's process group, then SIGKILL whatever is left after ``grace_s``."""
-        if self.alive():
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                log.warning("Label Studio %d ignored SIGTERM for %gs; killing it", self.process.pid, grace_s)
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "LabelStudioServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop(grace_s)
 
 
 def health_ok(url: str, timeout_s: float = 5.0) -> bool:
@@ -159,11 +99,7 @@ def health_ok(url: str, timeout_s: float = 5.0) -> bool:
         >>> health_ok("http://127.0.0.1:9", timeout_s=0.5)
         False
     """
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
+    return process_health_ok(f"{url}/health", timeout_s)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -214,9 +150,10 @@ def start_label_studio(
         cmd, env=server_env(settings, credentials), stdout=handle, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True, cwd=settings.root,
     )  # fmt: skip
-    server = LabelStudioServer(process, settings.url, settings.credentials_file, log_path, handle)
+    server = LabelStudioServer(process=process, health_url=f"{settings.url}/health", url=settings.url,
+                               credentials_file=settings.credentials_file, log_path=log_path, _log=handle)
     try:
-        server.wait_until_healthy(settings.start_timeout_s)
+        server.wait_until_healthy(settings.start_timeout_s, poll_s=0.5)
     except BaseException:
         server.stop()
         raise
@@ -230,25 +167,14 @@ def serve(settings: LabelStudioSettings | None = None, pid_file: str | Path | No
         0 after a requested stop, else the server's exit code.
     """
     settings = settings or LabelStudioSettings()
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    server = None
-    try:
-        if not is_installed(settings):
-            echo(f"Installing Label Studio {settings.version} into {settings.venv} (once; about 1 GB, 1-3 minutes)...")
-        server = start_label_studio(settings)
-        if pid_file is not None:
-            Path(pid_file).write_text(f"{server.pid}\n", encoding="utf-8")
+    if not is_installed(settings):
+        echo(f"Installing Label Studio {settings.version} into {settings.venv} (once; about 1 GB, 1-3 minutes)...")
+
+    def announce(server: LabelStudioServer) -> None:
         echo(f"Label Studio {settings.version} ready: {server.url} (log: {server.log_path}). Ctrl-C stops it.")
         echo(f"Log in with the username and password in {server.credentials_file} (readable only by you); "
              "its API token is there too, and `cda review push/pull` use it.")  # fmt: skip
-        return server.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if server is not None:
-            server.stop()
-        signal.signal(signal.SIGTERM, previous)
+
+    return run_until_stopped(lambda: start_label_studio(settings), announce, pid_file)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
