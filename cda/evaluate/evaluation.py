@@ -40,7 +40,7 @@ from cda.evaluate import metrics as M
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
 from cda.evaluate.reference import ReferencePairing
 from cda.protocols import Classifier, LanguageModel
-from cda.records import Record
+from cda.records import SENTENCE_SEPARATOR, Record
 
 log = logging.getLogger(__name__)
 
@@ -254,14 +254,16 @@ def _language_model(cfg: Config) -> LanguageModel:
 
 
 def _base_row(c: Counterfactual, original: Record) -> dict[str, Any]:
+    # A plan may edit several segments ("claim,evidence"): their texts, joined by line breaks.
+    names = c.segment.split(",")
     return {
         "kind": c.kind,
         "original_index": c.original_index,
         "source": c.source,
         "target": c.target,
         "segment": c.segment,
-        "original": original.segments[c.segment],
-        "counterfactual": c.segments[c.segment],
+        "original": SENTENCE_SEPARATOR.join(original.segments[name] for name in names),
+        "counterfactual": SENTENCE_SEPARATOR.join(c.segments[name] for name in names),
     }
 
 
