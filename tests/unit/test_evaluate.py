@@ -279,3 +279,14 @@ def test_nli_build_with_revised_premise_reference(tmp_path):
     assert [r["segment"] for r in result.rows] == ["hypothesis", "premise", "premise"]
     assert m["closeness"]["pairs"] == 0
     assert m["cda"]["by_pair"]["neutral→contradiction"]["edit_distance"]["mean"] == pytest.approx(2 / 6, abs=1e-4)  # soccer->chess, outside->inside
+
+
+def test_a_counterfactual_of_several_segments_is_compared_on_their_joined_texts():
+    from cda.evaluate.build_output import Counterfactual
+    from cda.evaluate.evaluation import _base_row
+
+    original = Record(index=0, label="SUPPORTS", segments={"claim": "A is B.", "evidence": "A is B.\nC is D."})
+    cf = Counterfactual(original_index=0, segments={"claim": "X is B.", "evidence": "X is B.\nC is D."},
+                        source="SUPPORTS", target="SUPPORTS", segment="claim,evidence")
+    row = _base_row(cf, original)
+    assert (row["original"], row["counterfactual"]) == ("A is B.\nA is B.\nC is D.", "X is B.\nX is B.\nC is D.")
