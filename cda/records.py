@@ -107,9 +107,15 @@ class Candidate(BaseModel):
 
     @property
     def drop_reason(self) -> str | None:
-        """The first failed check's name (or ``parse`` / ``generation``), ``None`` if accepted."""
+        """The first failed check's name (or ``parse`` / ``generation`` / ``no_edit``), ``None`` if accepted.
+
+        ``no_edit``: the plan had nothing to edit (no rationale span, no entity to swap), so no
+        prompt was sent; ``generation``: the generator failed on the prompt.
+        """
         if self.error is not None:
-            return "parse" if self.segments is None and self.raw else "generation"
+            if self.segments is None and self.raw:
+                return "parse"
+            return "generation" if self.prompt else "no_edit"
         for check in self.checks:
             if not check.passed:
                 return check.name

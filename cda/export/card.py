@@ -29,6 +29,7 @@ from cda.registry import checks as registered_checks
 #: What the drop reasons that are not checks mean.
 OTHER_DROP_REASONS: dict[str, str] = {
     "generation": "the generator failed (error kept in the audit split)",
+    "no_edit": "nothing to edit: no rationale span, or no entity to swap (no prompt was sent)",
     "parse": "the output could not be parsed into the edited text",
     "unchecked": "no check ran on it",
 }

@@ -143,7 +143,7 @@ def test_a_record_with_nothing_to_swap_keeps_an_error_candidate():
     r = record(claim="It rained.", evidence="Weather was wet.\nSome said so.")
     (plan,) = strategy.plans(r)
     (candidate,) = strategy.rule_candidates(r, plan)
-    assert candidate.error == NO_ENTITY_ERROR and candidate.drop_reason == "generation"
+    assert candidate.error == NO_ENTITY_ERROR and candidate.drop_reason == "no_edit"
 
 
 def test_the_generate_stage_asks_the_llm_only_for_claims(tmp_path):

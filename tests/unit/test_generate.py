@@ -251,6 +251,7 @@ def test_infill_without_spans_needs_no_llm_call(tmp_path):
     for record in records:
         (cand,) = record.plans[0].candidates
         assert cand.error == NO_SPANS_ERROR and cand.segments is None and cand.generator == "fake:generator"
+        assert cand.drop_reason == "no_edit"  # not a generator failure: no prompt was sent
 
 
 def test_rewrite_mode_works_without_spans(tmp_path):
