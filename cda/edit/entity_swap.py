@@ -59,13 +59,13 @@ from cda.edit.entities import (
     EntityBank,
     apply_substitutions,
     find_entities,
-    load_ner,
     normalize,
     occurrences,
     substitution,
     surface_forms,
 )
 from cda.edit.plans import mask_segment
+from cda.explain.spans import load_spacy
 from cda.edit.strategies import EditStrategy
 from cda.errors import CdaError
 from cda.records import SENTENCE_SEPARATOR, Candidate, EditPlan, Record, Substitution
@@ -154,6 +154,10 @@ class EntitySwapStrategy(EditStrategy):
 
     # -- planning -------------------------------------------------------------------------
 
+    def nlp(self):
+        """spaCy with its entity recognizer (loaded once per process)."""
+        return load_spacy(self.settings.spacy_model, parser=False, ner=True)
+
     def entity_bank(self) -> EntityBank:
         """The bank of replacements: every entity in the build's data file (``data``, all of it:
         ``data.limit`` and ``data.sample`` choose what is augmented, not where names come from), built once."""
@@ -162,7 +166,7 @@ class EntitySwapStrategy(EditStrategy):
 
             whole = self.config.data.model_copy(update={"limit": None, "sample": None})
             records = to_records(load_table(whole), self.config.task, on_invalid="skip")
-            self.bank = EntityBank.from_records(load_ner(self.settings.spacy_model), records, self.settings.types)
+            self.bank = EntityBank.from_records(self.nlp(), records, self.settings.types)
             log.info("entity bank from %d records: %s", len(records), self.bank.sizes())
         return self.bank
 
@@ -172,7 +176,7 @@ class EntitySwapStrategy(EditStrategy):
         s = self.settings
         claim, evidence = record.segments[s.claim_segment], record.segments[s.evidence_segment]
         sentences = rationale_sentences(record, s.evidence_segment, s.rationale_sentences)
-        entities = find_entities(load_ner(s.spacy_model), {s.claim_segment: claim, s.evidence_segment: evidence}, s.types)
+        entities = find_entities(self.nlp(), {s.claim_segment: claim, s.evidence_segment: evidence}, s.types)
         groups: dict[str, list] = defaultdict(list)  # an entity and its shorter forms ("Persky") together
         for e in sorted((e for e in entities if e.segment == s.evidence_segment), key=lambda e: -len(e.text)):
             key = normalize(e.text)

@@ -198,9 +198,10 @@ _NOT_FOR_WORDS = [
 
 
 @functools.lru_cache(maxsize=4)
-def load_spacy(name: str, parser: bool, tagger: bool = False):
+def load_spacy(name: str, parser: bool, tagger: bool = False, ner: bool = False):
     """Load a spaCy pipeline once per process: the tokenizer only, with the tagger for parts of
-    speech (content words), or with the parser for noun chunks.
+    speech (content words), with the parser for noun chunks, or with the entity recognizer
+    (entity swaps, :mod:`cda.edit.entities`).
 
     Raises:
         SpacyMissingError: the pipeline is not installed (the message says how to install it).
@@ -214,6 +215,8 @@ def load_spacy(name: str, parser: bool, tagger: bool = False):
 
     try:
         # Noun chunks need POS tags and dependencies: tok2vec, tagger, attribute_ruler, parser.
+        if ner:
+            return spacy.load(name, exclude=["parser", "lemmatizer", "senter"])
         if parser:
             return spacy.load(name, exclude=["ner", "lemmatizer"])
         if tagger:

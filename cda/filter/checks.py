@@ -54,6 +54,16 @@ class CheckItem:
         return self.plan.text_of(self.record.segments)
 
     @property
+    def given(self) -> str:
+        """The edited segment(s) as the generator was given them: the original with the plan's
+        rule-made entity swaps applied (the original itself for a plan without any)."""
+        if not self.plan.substitutions:
+            return self.original
+        from cda.edit.entities import apply_substitutions
+
+        return self.plan.text_of(apply_substitutions(self.record.segments, self.plan.substitutions))
+
+    @property
     def edited(self) -> str:
         """The edited segment(s) in the candidate (``""`` for a missing one)."""
         return self.plan.text_of(self.candidate.segments)

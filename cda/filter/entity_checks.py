@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cda.edit.entities import load_ner, normalize, occurrences
+from cda.edit.entities import normalize, occurrences
+from cda.explain.spans import load_spacy
 from cda.filter.checks import CheckItem, FilterCheck
 from cda.records import SENTENCE_SEPARATOR, Check, Record, Substitution
 from cda.registry import ComponentSettings, checks
@@ -130,7 +131,7 @@ class EntityTypeCheck(_SwapCheck):
     fails_when = "spaCy does not read the new entity as the replaced one's type (spacy_model)"
 
     def check(self, item: CheckItem) -> Check:
-        nlp = load_ner(self.settings.spacy_model)
+        nlp = load_spacy(self.settings.spacy_model, parser=False, ner=True)
         for sub in item.plan.substitutions:
             for segment, lines in _edited_sentences(item.record, sub).items():
                 after = (item.candidate.segments or {}).get(segment, "").split(SENTENCE_SEPARATOR)
