@@ -93,8 +93,11 @@ def find_entities(nlp, segments: dict[str, str], types: Iterable[str] = SWAP_TYP
             offset += len(line) + 1
     found = []
     for (name, offset, _), doc in zip(pieces, nlp.pipe(line for _, _, line in pieces)):
-        found += [Entity(name, offset + e.start_char, offset + e.end_char, e.text, e.label_)
-                  for e in doc.ents if e.label_ in wanted and plausible(e.text, e.label_)]  # fmt: skip
+        for e in doc.ents:
+            # spaCy's small model keeps a possessive in the entity ("Yvonne Elliman's"): the name is without it.
+            text = re.sub(r"['’]s$", "", e.text)
+            if e.label_ in wanted and plausible(text, e.label_):
+                found.append(Entity(name, offset + e.start_char, offset + e.start_char + len(text), text, e.label_))
     return found
 
 

