@@ -194,6 +194,19 @@ class ExplainConfig(_Strict):
 
 
 
+class SelectConfig(_Strict):
+    """Which records the Edit stage plans for (see :func:`cda.edit.selection.select_records`).
+
+    ``order``: ``all`` keeps the input order, ``least_confident`` / ``most_confident`` rank by the
+    classifier's probability of the gold label (records without one last), ``random`` shuffles
+    (seeded by ``seed``). ``per_label`` then caps each gold label, and ``limit`` the total.
+    """
+
+    order: Literal["all", "least_confident", "most_confident", "random"] = "all"
+    limit: int | None = Field(default=None, ge=1)
+    per_label: int | None = Field(default=None, ge=1)
+
+
 class EditConfig(_Strict):
     """How rationale spans become edits: the strategy (``infill``, ``rewrite`` or a registered one,
     :data:`cda.registry.edit_strategies`) with its settings, and how spans are blanked and merged."""
@@ -203,6 +216,8 @@ class EditConfig(_Strict):
     blank: str = "[BLANK{i}]"
     # Merge spans separated by at most this many characters of whitespace/punctuation.
     merge_gap: int = Field(default=1, ge=0)
+    # Plan only for some records (a sample of a large set); the default plans for every record.
+    select: SelectConfig = Field(default_factory=SelectConfig)
 
     @field_validator("blank")
     @classmethod

@@ -12,6 +12,9 @@ For each counterfactual (cda's, and the reference's when one is given) it measur
   (from the audit split) and, with a reference, edit distance and BLEU to the human
   counterfactual for the same original, target label and edited segment.
 
+From the audit split it also counts the search funnel per round (:mod:`cda.evaluate.funnel`):
+plans, candidates by fate, and the share of (original, target) pairs with a counterfactual.
+
 It writes ``metrics.json`` (overall and per source→target label), ``examples.jsonl`` (one
 line per counterfactual), the figures and ``report.md``/``report.html``.
 
@@ -38,6 +41,7 @@ from cda.cache import Cache
 from cda.config import Config
 from cda.evaluate import metrics as M
 from cda.evaluate.build_output import BuildOutput, Counterfactual, load_build_output
+from cda.evaluate.funnel import search_funnel
 from cda.evaluate.reference import ReferencePairing
 from cda.protocols import Classifier, LanguageModel
 from cda.records import SENTENCE_SEPARATOR, Record
@@ -172,6 +176,7 @@ def evaluate(
         "cda": M.aggregate(cda_rows, FIELDS),
         "diversity": diversity,
         "candidates": _candidate_counts(build),
+        "funnel": search_funnel(build.audit, cda_rows) if build.audit is not None else [],
         "build_summary": build.summary,
     }
     if pairing is not None:
@@ -256,7 +261,7 @@ def _language_model(cfg: Config) -> LanguageModel:
 def _base_row(c: Counterfactual, original: Record) -> dict[str, Any]:
     # A plan may edit several segments ("claim,evidence"): their texts, joined by line breaks.
     names = c.segment.split(",")
-    return {
+    row: dict[str, Any] = {
         "kind": c.kind,
         "original_index": c.original_index,
         "source": c.source,
@@ -265,6 +270,9 @@ def _base_row(c: Counterfactual, original: Record) -> dict[str, Any]:
         "original": SENTENCE_SEPARATOR.join(original.segments[name] for name in names),
         "counterfactual": SENTENCE_SEPARATOR.join(c.segments[name] for name in names),
     }
+    if c.kind == "cda":  # the search round that wrote it; builds before search rounds: 1
+        row["round"] = int(c.provenance.get("cda_round") or 1)
+    return row
 
 
 def _judge_rows(rows: list[dict], cfs: Sequence[Counterfactual], role: str, classifier: Classifier) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cda.data import sample_indices
+from cda.evaluate.funnel import funnel_table
 from cda.evaluate.report import (
     Figure,
     Report,
@@ -171,6 +172,8 @@ def write_evaluation_report(metrics: dict[str, Any], rows: list[dict], output_di
             Table(["label pair", *reasons], [[p, *(per.get(k, 0) for k in reasons)]
                                             for p, per in metrics["candidates"].items()]),
         ]))  # fmt: skip
+    if metrics.get("funnel"):
+        sections.append(Section("Search funnel per round", [funnel_table(metrics["funnel"])]))
     diversity = metrics.get("diversity") or {}
     if diversity.get("plans"):
         sections.append(Section("Diversity", [Text(

@@ -180,3 +180,91 @@ def test_blank_format_is_validated():
     for bad in ["[BLANK]", "[{i}]", "{i}{i}"]:
         with pytest.raises(ValueError, match="must contain"):
             EditConfig(blank=bad)
+
+
+# --------------------------------------------------------------- edit.select: what to augment
+# index: gold label, P(gold label) from Explain (None: no probs)
+CONFIDENCE = [("Negative", 0.9), ("Positive", 0.3), ("Negative", 0.2), ("Positive", None), ("Negative", 0.6),
+              ("Positive", 0.8)]  # fmt: skip
+
+
+def _planned(select: dict, seed: int = 0) -> list[int]:
+    """Indices of the records that get plans under ``edit.select``."""
+    cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": SENTIMENT.model_dump(), "seed": seed,
+                            "edit": {"select": select}})  # fmt: skip
+    records = [Record(index=i, segments={"text": "Fine."}, label=label, probs={} if p is None else {label: p})
+               for i, (label, p) in enumerate(CONFIDENCE)]  # fmt: skip
+    return [r.index for r in EditStage(cfg).process(records) if r.plans]
+
+
+def test_select_default_plans_for_every_record():
+    assert _planned({}) == [0, 1, 2, 3, 4, 5]
+    assert _planned({"order": "least_confident"}) == [0, 1, 2, 3, 4, 5]  # an order without caps keeps all
+
+
+@pytest.mark.parametrize(
+    ("select", "expected"),
+    [
+        ({"order": "all", "limit": 2}, [0, 1]),  # input order
+        ({"order": "least_confident", "limit": 3}, [1, 2, 4]),  # 0.2, 0.3, 0.6
+        ({"order": "most_confident", "limit": 3}, [0, 4, 5]),  # 0.9, 0.8, 0.6
+        ({"order": "least_confident", "limit": 6}, [0, 1, 2, 3, 4, 5]),
+        ({"order": "most_confident", "limit": 5}, [0, 1, 2, 4, 5]),  # no probs ranks last either way
+        ({"order": "least_confident", "per_label": 1}, [1, 2]),  # per gold label: 0.2 Negative, 0.3 Positive
+        ({"order": "most_confident", "per_label": 2}, [0, 1, 4, 5]),
+        ({"order": "all", "per_label": 1}, [0, 1]),
+        # rank: 2 (0.2), 1 (0.3), 4 (0.6), 5 (0.8), 0 (0.9: a third Negative, cut by per_label), 3; limit: first 3
+        ({"order": "least_confident", "per_label": 2, "limit": 3}, [1, 2, 4]),
+        ({"order": "most_confident", "per_label": 1, "limit": 1}, [0]),
+        ({"order": "all", "limit": 100}, [0, 1, 2, 3, 4, 5]),
+    ],
+)
+def test_select_orders_and_caps(select, expected):
+    assert _planned(select) == expected
+
+
+def test_select_per_label_then_limit_keeps_rank_order():
+    from cda.config import SelectConfig
+    from cda.edit.selection import select_records
+
+    records = [Record(index=i, segments={"text": "x"}, label=label, probs={label: p})
+               for i, (label, p) in enumerate([("Negative", 0.1), ("Negative", 0.2), ("Negative", 0.3),
+                                               ("Positive", 0.4), ("Positive", 0.5)])]  # fmt: skip
+    chosen = select_records(records, SelectConfig(order="least_confident", per_label=2, limit=3))
+    # per_label drops the third Negative (0.3) before limit counts; limit then cuts the second Positive.
+    assert [r.index for r in chosen] == [0, 1, 3]
+
+
+def test_select_random_is_seeded_and_respects_caps():
+    first = _planned({"order": "random", "limit": 3}, seed=7)
+    assert len(first) == 3 and first == _planned({"order": "random", "limit": 3}, seed=7)
+    draws = {tuple(_planned({"order": "random", "limit": 3}, seed=s)) for s in range(10)}
+    assert len(draws) > 1  # the seed matters
+    for seed in range(5):
+        chosen = _planned({"order": "random", "per_label": 1}, seed=seed)
+        assert sorted(CONFIDENCE[i][0] for i in chosen) == ["Negative", "Positive"]
+
+
+def test_select_logs_how_many_and_why(caplog):
+    with caplog.at_level("INFO", logger="cda.edit.selection"):
+        _planned({"order": "least_confident", "per_label": 1})
+    assert "order least_confident, per_label 1, limit None): 2 of 6 records get edit plans" in caplog.text
+    assert "1 of 6 records have no classifier probability" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("select", "message"),
+    [
+        ({"order": "confident"}, "edit.select.order: Input should be 'all', 'least_confident'"),
+        ({"limit": 0}, "edit.select.limit: Input should be greater than or equal to 1"),
+        ({"per_label": -1}, "edit.select.per_label: Input should be greater than or equal to 1"),
+        ({"size": 3}, "edit.select.size: unknown key. Allowed keys here: order, limit, per_label"),
+    ],
+)
+def test_select_nonsense_is_a_one_line_config_error(select, message):
+    from cda.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"data": {"path": "x.tsv"}, "task": SENTIMENT.model_dump(), "edit": {"select": select}})
+    problems = str(err.value).splitlines()[1:]
+    assert len(problems) == 1 and problems[0].strip().startswith(message)

@@ -290,3 +290,88 @@ def test_a_counterfactual_of_several_segments_is_compared_on_their_joined_texts(
                         source="SUPPORTS", target="SUPPORTS", segment="claim,evidence")
     row = _base_row(cf, original)
     assert (row["original"], row["counterfactual"]) == ("A is B.\nA is B.\nC is D.", "X is B.\nX is B.\nC is D.")
+
+
+# ------------------------------------------------------------------ the search funnel per round
+# A hand-made audit of three search rounds over the tiny build's three (original, target) pairs:
+#   (0, Positive): round 1 drops all 3 (label, parse, minimality); round 2 selects 1 of 2 (other: label)
+#   (1, Negative): round 1 selects its only candidate
+#   (2, Positive): round 1 minimality, round 2 label, round 3 parse: never a counterfactual
+FUNNEL_AUDIT = [  # (original_index, source, target, round, parsed, accepted, selected, drop_reason)
+    (0, "Negative", "Positive", 1, "It was good .", False, False, "label"),
+    (0, "Negative", "Positive", 1, None, False, False, "parse"),
+    (0, "Negative", "Positive", 1, "It was very very very good .", False, False, "minimality"),
+    (0, "Negative", "Positive", 2, "It was really good .", True, True, None),
+    (0, "Negative", "Positive", 2, "It was fine .", False, False, "label"),
+    (1, "Positive", "Negative", 1, "A good film .", True, True, None),
+    (2, "Negative", "Positive", 1, "Great fun and a wonderful time .", False, False, "minimality"),
+    (2, "Negative", "Positive", 2, "Dull and fun .", False, False, "label"),
+    (2, "Negative", "Positive", 3, None, False, False, "parse"),
+]  # fmt: skip
+
+
+def _build_with_rounds(tmp_path, with_round: bool = True):
+    """The tiny build with the hand-made audit (without its ``round`` column: a build from before search rounds)."""
+    import shutil
+
+    source = write_tiny_build(tmp_path / "tiny")
+    folder = tmp_path / "rounds"
+    folder.mkdir()
+    for name in ("config.yaml", "summary.json"):
+        shutil.copy(source / name, folder / name)
+    dataset = datasets.load_from_disk(str(source / "dataset"))
+    if "cda_round" in dataset.column_names:
+        dataset = dataset.remove_columns("cda_round")
+    if with_round:  # originals 0; the counterfactual of original 0 came in round 2, of original 1 in round 1
+        dataset = dataset.add_column("cda_round", [0, 0, 0, 2, 1])
+    dataset.save_to_disk(str(folder / "dataset"))
+    names = ("original_index", "source_label", "target_label", "round", "parsed", "accepted", "selected", "drop_reason")
+    columns = {name: [row[k] for row in FUNNEL_AUDIT] for k, name in enumerate(names)}
+    if not with_round:
+        del columns["round"]
+    datasets.Dataset.from_dict(columns).save_to_disk(str(folder / "audit"))
+    return folder
+
+
+def test_funnel_per_round_from_a_hand_made_audit(tmp_path):
+    result = evaluate(_build_with_rounds(tmp_path), components=_components(), fluency=False)
+    funnel = result.metrics["funnel"]
+    assert [step["round"] for step in funnel] == [1, 2, 3]
+    assert [(s["plans"], s["candidates"], s["accepted"], s["counterfactuals"]) for s in funnel] == [
+        (3, 5, 1, 1), (2, 3, 1, 1), (1, 1, 0, 0)]  # fmt: skip
+    assert [s["dropped"] for s in funnel] == [{"minimality": 2, "label": 1, "parse": 1}, {"label": 2}, {"parse": 1}]
+    assert [s["plans_with_counterfactual"] for s in funnel] == [1, 1, 0]
+    assert [s["cumulative_with_counterfactual"] for s in funnel] == [1, 2, 2]
+    assert [s["cumulative_share"] for s in funnel] == [0.3333, 0.6667, 0.6667]
+    assert {s["pairs"] for s in funnel} == {3}
+    # Round 1's counterfactual "A good film ." (→ Negative): the fake task judge says Positive, the
+    # independent one (always Negative) confirms it; round 2's "It was really good ." the other way round.
+    assert [(s["confirmed_task"], s["confirmed_independent"]) for s in funnel] == [(0, 1), (1, 0), (0, 0)]
+    assert json.loads((result.output_dir / "metrics.json").read_text())["funnel"] == funnel
+
+    md = (result.output_dir / "report.md").read_text()
+    assert "## Search funnel per round" in md
+    # Drop reasons by their count over all rounds (label 3, minimality 2, parse 2).
+    assert ("| round | plans | candidates | accepted | dropped: label | dropped: minimality | dropped: parse | "
+            "counterfactuals | plans with a counterfactual | cumulative with a counterfactual | cumulative share | "
+            "confirmed by the task judge | confirmed by the independent judge |") in md
+    assert "| 2 | 2 | 3 | 1 | 2 | 0 | 0 | 1 | 1 | 2 | 0.667 | 1 | 0 |" in md
+    html = (result.output_dir / "report.html").read_text()
+    assert "<h2>Search funnel per round</h2>" in html and "<th>cumulative share</th>" in html
+
+
+def test_funnel_of_an_audit_without_rounds_is_all_round_1(tmp_path):
+    result = evaluate(_build_with_rounds(tmp_path, with_round=False), components=EvalComponents(task_judge=FakeClassifier()),
+                      judge=None, fluency=False)  # fmt: skip
+    (step,) = result.metrics["funnel"]
+    assert (step["round"], step["plans"], step["candidates"], step["accepted"], step["counterfactuals"]) == (1, 3, 9, 2, 2)
+    assert step["dropped"] == {"label": 3, "parse": 2, "minimality": 2}
+    assert (step["plans_with_counterfactual"], step["cumulative_share"]) == (2, 0.6667)
+    assert step["confirmed_task"] == 1 and "confirmed_independent" not in step
+    assert all(r["round"] == 1 for r in result.rows if r["kind"] == "cda")
+
+
+def test_funnel_of_the_tiny_build(build_dir):
+    result = evaluate(build_dir, components=EvalComponents(task_judge=FakeClassifier()), judge=None, fluency=False)
+    (step,) = result.metrics["funnel"]
+    assert (step["plans"], step["candidates"], step["plans_with_counterfactual"], step["cumulative_share"]) == (3, 5, 2, 0.6667)
