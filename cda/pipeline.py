@@ -220,7 +220,7 @@ class Runner:
             elif name == "generate":
                 built.append(GenerateStage(self.config, self.cache, self.generator(train_records)))
             else:
-                built.append(FilterStage(self.config, self.classifier(train_records), self.language_model()))
+                built.append(FilterStage(self.config, self.classifier(train_records), self.language_model(), train_records=train_records, cache=self.cache))
         return built
 
     def validate(self, records: list[Record], stages: Sequence[str] = ("explain", "edit", "generate", "filter")) -> None:

@@ -33,6 +33,7 @@ from cda.records import Candidate, Check, EditPlan, Record
 from cda.registry import ComponentSettings
 
 if TYPE_CHECKING:
+    from cda.cache import Cache
     from cda.config import Config
     from cda.protocols import Classifier, LanguageModel
 
@@ -71,11 +72,18 @@ class CheckItem:
 
 @dataclass
 class CheckContext:
-    """What the Filter stage hands every check: the run config and the shared models."""
+    """What the Filter stage hands every check: the run config and the shared models.
+
+    ``train_records`` (the task classifier's default training data, as the runner passes it to
+    the classifier) and ``cache`` are for a check that trains a model of its own (``label``'s
+    ``second_opinion``); ``None`` when the stage was built without them.
+    """
 
     config: "Config"
     classifier: "Classifier | None" = None
     language_model: "LanguageModel | None" = None
+    train_records: "list[Record] | None" = None
+    cache: "Cache | None" = None
 
 
 class FilterCheck:

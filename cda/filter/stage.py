@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from cda.cache import Cache
 from cda.config import Config
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.filter.minimality import token_edit_distance
@@ -51,6 +52,9 @@ class FilterStage:
         classifier: the task classifier, for the ``label`` check.
         language_model: scores perplexity for the ``fluency`` check; with ``None`` that
             check is skipped.
+        train_records: the task classifier's default training data (what the runner passes to
+            it), for a check that trains a classifier of its own (``label.second_opinion``).
+        cache: where such a classifier is cached (default: ``config``'s cache folder).
 
     Examples:
         >>> from cda.config import Config, DataConfig, TaskConfig
@@ -76,11 +80,14 @@ class FilterStage:
 
     name = "filter"
 
-    def __init__(self, config: Config, classifier: Classifier | None, language_model: LanguageModel | None) -> None:
+    def __init__(
+        self, config: Config, classifier: Classifier | None, language_model: LanguageModel | None, *,
+        train_records: list[Record] | None = None, cache: Cache | None = None,
+    ) -> None:
         self.config = config
         self.classifier = classifier
         self.language_model = language_model
-        context = CheckContext(config, classifier, language_model)
+        context = CheckContext(config, classifier, language_model, train_records=train_records, cache=cache)
         built = [registered_checks.get(name)(settings, context) for name, settings in config.filter.checks.items()]
         self.skipped = {c.name: reason for c in built if (reason := c.skip_reason()) is not None}
         self.instances: list[FilterCheck] = sorted(

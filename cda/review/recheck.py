@@ -97,9 +97,8 @@ class FilterRecheck:
         from cda.pipeline import Runner
 
         runner = Runner(self.config, use_cache=self.use_cache, components=self.components)
-        classifier = self.components.classifier
+        classifier, train = self.components.classifier, None
         if classifier is None and "label" in self.config.filter.checks:
-            train = None
             if self.config.classifier.path is None and self.config.classifier.train.path is None:
                 # The build trained its classifier on its input rows: the same rows find it in the cache.
                 from cda.data import load_table
@@ -111,7 +110,8 @@ class FilterRecheck:
             from cda.generate.backends import make_language_model
 
             language_model = make_language_model(self.config)
-        return FilterStage(self.config, classifier, language_model)
+        # train and the cache: label.second_opinion trains (or finds cached) its classifier as the build did.
+        return FilterStage(self.config, classifier, language_model, train_records=train, cache=runner.cache)
 
     def __call__(self, items: list[RecheckItem]) -> list[RecheckResult]:
         if not items:

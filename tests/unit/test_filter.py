@@ -7,7 +7,13 @@ import pytest
 from cda.config import ConfigError, config_from_dict
 from cda.filter.duplicate import check_duplicates
 from cda.filter.fluency import fluency_checks
-from cda.filter.label import LabelMismatchError, label_check, label_checks
+from cda.filter.label import (
+    LabelCheck,
+    LabelMismatchError,
+    SecondOpinionError,
+    label_check,
+    label_checks,
+)
 from cda.filter.logic import LogicCheck, outside_span_change
 from cda.filter.minimality import MinimalityCheck, token_edit_distance
 from cda.filter.select import select_best
@@ -241,6 +247,138 @@ def test_label_checks_batch_with_fake_classifier():
     assert [c.value for c in checks] == pytest.approx([0.9, 0.1])
     with pytest.raises(LabelMismatchError, match="lack the target 'Neutral'"):
         label_checks(FakeClassifier(), [({"text": "x"}, "Neutral")], 0.5)
+
+
+class TableClassifier:
+    """P(Positive) looked up by text; remembers every batch it was given."""
+
+    def __init__(self, name: str, positive: dict[str, float]) -> None:
+        self.labels, self.name, self.positive, self.calls = ["Negative", "Positive"], name, positive, []
+
+    def predict_proba(self, inputs):
+        self.calls.append([x["text"] for x in inputs])
+        return [{"Negative": 1 - self.positive[x["text"]], "Positive": self.positive[x["text"]]} for x in inputs]
+
+
+def _judged(original: str, label: str, probs: float | None, target: str, *candidates: str) -> Record:
+    """An original (P(Positive) from Explain = ``probs``; None: Explain did not run) with one plan."""
+    plan = EditPlan(target_label=target, segment="text",
+                    candidates=[Candidate(segments={"text": c}, sample_index=i) for i, c in enumerate(candidates)])
+    record_probs = {} if probs is None else {"Negative": 1 - probs, "Positive": probs}
+    return Record(index=0, segments={"text": original}, label=label, probs=record_probs, plans=[plan])
+
+
+def _label_reasons(records: list[Record]) -> list[tuple[bool, str]]:
+    return [(c.checks[-1].passed, c.checks[-1].reason) for r in records for p in r.plans for c in p.candidates]
+
+
+CALIBRATION = [
+    _judged("neg, misread", "Negative", 0.6, "Positive", "pos 0.80", "pos 0.85"),  # the only Negative: misread
+    _judged("pos 0.7", "Positive", 0.7, "Negative", "neg 0.6"),
+    _judged("pos 0.95", "Positive", 0.95, "Negative", "neg 0.55"),
+    _judged("pos, misread", "Positive", 0.3, "Negative", "neg 0.7"),  # left out of the Positive quantile
+    _judged("pos, unexplained", "Positive", None, "Negative", "neg 0.7"),  # no probs: left out too
+]
+FIRST = TableClassifier("first", {"pos 0.80": 0.8, "pos 0.85": 0.85, "neg 0.6": 0.4, "neg 0.55": 0.45, "neg 0.7": 0.3})
+
+
+def test_label_quantile_calibrates_on_correctly_read_originals_and_falls_back(caplog):
+    records = [r.model_copy(deep=True) for r in CALIBRATION]
+    plain = FilterStage(_config(checks=["label"]), FIRST, None)
+    plain.load()
+    assert all(passed for passed, _ in _label_reasons(plain.process(records)))  # threshold 0.5: all pass
+    stage = FilterStage(_config(checks=["label"], label__quantile=0.5), FIRST, None)
+    stage.load()
+    with caplog.at_level("WARNING", logger="cda.filter.label"):
+        out = _label_reasons(stage.process(records))
+    # Positive: median of the correctly read Positive originals' P(Positive), 0.7 and 0.95 -> 0.825.
+    assert out[0] == (False, ("P(Positive)=0.800 is below the calibrated threshold 0.825 (the 0.50-quantile of "
+                              "P(Positive) over 2 original(s) labelled 'Positive' that the classifier reads correctly)"))
+    assert out[1] == (True, "")
+    # Negative: its only original is misread, so the threshold stays 0.5 and says so in the log.
+    assert [passed for passed, _ in out[2:]] == [True, True, True, True]
+    assert "none of the 5 original(s) is labelled 'Negative' and read correctly by the classifier" in caplog.text
+    assert "1 of 5 have no probabilities" in caplog.text
+    # The quantile never lowers the threshold.
+    high = FilterStage(_config(checks=["label"], label__quantile=0.5, label__threshold=0.9), FIRST, None)
+    high.load()
+    assert _label_reasons(high.process(records))[1] == (False, "P(Positive)=0.850 is below the threshold 0.900")
+
+
+def test_label_second_opinion_both_must_pass(monkeypatch, tmp_path):
+    from cda.cache import Cache
+
+    second = TableClassifier("second-fake", {"a": 0.9, "b": 0.3, "c": 0.8, "d": 0.5})
+    built = []
+
+    def factory(config, cache, train_records):
+        built.append((config.seed, config.task.labels, cache, train_records))
+        return second
+
+    monkeypatch.setattr(LabelCheck, "second_classifier_factory", factory)
+    first = TableClassifier("first", {"a": 0.9, "b": 0.8, "c": 0.2, "d": 0.7})
+    record = _judged("neg", "Negative", 0.1, "Positive", "a", "b", "c", "d")
+    train, cache = [record], Cache(tmp_path)
+    config = _config(checks=["label"], label__second_opinion={}, label__threshold=0.2)
+    stage = FilterStage(config, first, None, train_records=train, cache=cache)
+    assert built == []  # built in load(), not before
+    stage.load()
+    stage.load()  # once only
+    assert built == [(17, ["Negative", "Positive"], cache, train)]  # the task classifier's recipe with seed 17
+    cands = stage.process([record])[0].plans[0].candidates
+    assert [c.accepted for c in cands] == [True, False, False, False]
+    assert [c.label_prob for c in cands] == pytest.approx([0.9, 0.8, 0.2, 0.7])  # the task classifier's P
+    reasons = [c.checks[-1].reason for c in cands]
+    assert reasons[0] == "second classifier second-fake: P(Positive)=0.900"
+    assert reasons[1] == "second classifier second-fake prefers 'Negative' (0.700) over the target 'Positive' (0.300)"
+    assert reasons[2] == ("the classifier prefers 'Negative' (0.800) over the target 'Positive' (0.200); "
+                          "second classifier second-fake: P(Positive)=0.800")
+    assert reasons[3] == "second classifier second-fake: the target 'Positive' ties with 'Negative' at 0.500"
+    assert second.calls == [["a", "b", "c", "d"]]  # no quantile: the originals are not needed
+
+
+def test_label_second_opinion_calibrates_on_its_own_reading_of_the_originals(monkeypatch):
+    # Explain's probs (the task classifier's) put the Positive threshold at 0.7; the second
+    # classifier reads the Positive original at 0.95, so its own threshold is 0.95.
+    second = TableClassifier("second-fake", {"neg": 0.1, "pos": 0.95, "a": 0.97, "b": 0.9, "c": 0.1})
+    monkeypatch.setattr(LabelCheck, "second_classifier_factory", lambda config, cache, train: second)
+    first = TableClassifier("first", {"a": 0.9, "b": 0.9, "c": 0.1})
+    records = [_judged("neg", "Negative", 0.1, "Positive", "a", "b"), _judged("pos", "Positive", 0.7, "Negative", "c")]
+    stage = FilterStage(_config(checks=["label"], label__quantile=0.5, label__second_opinion={"seed": 5}),
+                        first, None, train_records=records)
+    stage.load()
+    cands = stage.process(records)[0].plans[0].candidates
+    assert second.calls == [["neg", "pos", "a", "b", "c"]]  # one call: distinct originals, then the candidates
+    assert cands[0].accepted and not cands[1].accepted
+    assert cands[1].checks[-1].reason == (
+        "second classifier second-fake: P(Positive)=0.900 is below the calibrated threshold 0.950 (the 0.50-quantile "
+        "of P(Positive) over 1 original(s) labelled 'Positive' that second classifier second-fake reads correctly)")
+
+
+def test_label_second_opinion_refuses_what_it_cannot_train(monkeypatch):
+    monkeypatch.setattr(LabelCheck, "second_classifier_factory", lambda *a: pytest.fail("must not train"))
+    same_seed = FilterStage(_config(checks=["label"], label__second_opinion={"seed": 0}), FakeClassifier(), None,
+                            train_records=[_record("x")])
+    with pytest.raises(SecondOpinionError, match="seed 0 is the run's seed"):
+        same_seed.load()
+    no_data = FilterStage(_config(checks=["label"], label__second_opinion={}), FakeClassifier(), None)
+    with pytest.raises(SecondOpinionError, match="needs the task classifier's training data"):
+        no_data.load()
+
+
+@pytest.mark.parametrize(("section", "problem"), [
+    ({"quantile": 1.5}, "filter.checks.label.quantile: Input should be less than or equal to 1 (got 1.5)"),
+    ({"quantile": -0.1}, "filter.checks.label.quantile: Input should be greater than or equal to 0 (got -0.1)"),
+    ({"second_opinion": {"sed": 3}}, "filter.checks.label.second_opinion.sed: unknown key"),
+    ({"second_opinion": {"seed": "3"}}, "filter.checks.label.second_opinion.seed: Input should be a valid integer"),
+])
+def test_label_settings_are_validated(section, problem):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"data": {"path": "x"}, "task": SENTIMENT, "filter": {"checks": {"label": section}}})
+    assert problem in str(info.value).splitlines()[1]
+    defaults = _config().filter.checks["label"]
+    assert (defaults.threshold, defaults.quantile, defaults.second_opinion) == (0.5, None, None)
+    assert _config(label__second_opinion={}).filter.checks["label"].second_opinion.seed == 17
 
 
 # --- fluency ----------------------------------------------------------------------------------
