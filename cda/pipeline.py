@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import datasets
 
@@ -26,6 +26,9 @@ from cda.config import Config
 from cda.data import DataError, load_table, to_records
 from cda.protocols import Classifier, Generator, LanguageModel
 from cda.records import Record
+
+if TYPE_CHECKING:
+    from cda.generate.demonstrations import DemonstrationPool
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)
     generator: str = ""
     classifier: str = ""
+    # Per search round: plans, candidates, accepted candidates, counterfactuals (round 1 alone without search).
+    rounds: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def update_from(self, records: Sequence[Record]) -> None:
         """Recount everything derived from the records (idempotent)."""
@@ -74,10 +79,19 @@ class Summary:
         self.counterfactuals = sum(p.selected is not None for p in plans)
         self.originals_with_counterfactual = sum(any(p.selected is not None for p in r.plans) for r in records)
         self.drops = Counter(c.drop_reason for c in cands if not c.accepted)
+        self.rounds = {}
+        for plan in plans:
+            row = self.rounds.setdefault(plan.round, {"plans": 0, "candidates": 0, "accepted_candidates": 0, "counterfactuals": 0})
+            row["plans"] += 1
+            row["candidates"] += len(plan.candidates)
+            row["accepted_candidates"] += sum(c.accepted for c in plan.candidates)
+            row["counterfactuals"] += plan.selected is not None
+        self.rounds = dict(sorted(self.rounds.items()))
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "drops"}
         out["drops"] = dict(self.drops.most_common())
+        out["rounds"] = {str(k): v for k, v in self.rounds.items()}  # JSON object keys are strings
         return out
 
 
@@ -103,6 +117,7 @@ class Components:
     classifier: Classifier | None = None
     generator: Generator | None = None
     language_model: LanguageModel | None = None
+    demonstrations: "DemonstrationPool | None" = None
 
 
 class Runner:
@@ -179,6 +194,14 @@ class Runner:
         generate = self.config.generate.model_copy(update={"lora_path": str(adapter)})
         return self.config.model_copy(update={"generate": generate})
 
+    def demonstrations(self) -> "DemonstrationPool | None":
+        """The demonstration pool ``generate.demonstrations`` describes (built once), or ``None``."""
+        if self.components.demonstrations is None and self.config.generate.demonstrations is not None:
+            from cda.generate.demonstrations import pool_from_config
+
+            self.components.demonstrations = pool_from_config(self.config, self.cache)
+        return self.components.demonstrations
+
     def language_model(self) -> LanguageModel | None:
         if "fluency" not in self.config.filter.checks:
             return None
@@ -218,7 +241,7 @@ class Runner:
             elif name == "edit":
                 built.append(EditStage(self.config))
             elif name == "generate":
-                built.append(GenerateStage(self.config, self.cache, self.generator(train_records)))
+                built.append(GenerateStage(self.config, self.cache, self.generator(train_records), self.demonstrations()))
             else:
                 built.append(FilterStage(self.config, self.classifier(train_records), self.language_model(), train_records=train_records, cache=self.cache))
         return built
@@ -258,7 +281,15 @@ class Runner:
         from cda.registry import executors
 
         settings = self.config.executor
-        return executors.get(settings.name)(settings).run(self, records, stages, train)
+        executor = executors.get(settings.name)(settings)
+        records = executor.run(self, records, stages, train)
+        if self.config.search.rounds > 1 and {"generate", "filter"} <= set(stages):
+            from cda.search import search
+
+            search(records, self.config, lambda views: executor.run(self, views, ("generate", "filter"), train),
+                   self.demonstrations())  # fmt: skip
+            self.summary.update_from(records)
+        return records
 
 
 @dataclass

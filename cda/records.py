@@ -3,7 +3,7 @@
 One :class:`Record` per input row. Stages fill it in place, in order:
 
 * data     -> ``segments``, ``label``, ``index``
-* explain  -> ``predicted_label``, ``probs``, ``spans``, ``seen_chars``
+* explain  -> ``predicted_label``, ``probs``, ``spans``, ``spare_spans``, ``seen_chars``
 * edit     -> ``plans`` (one :class:`EditPlan` per target label)
 * generate -> ``plan.candidates`` (each with its raw LLM output)
 * filter   -> ``candidate.checks``, ``candidate.accepted``, ``plan.selected``
@@ -136,6 +136,19 @@ class Substitution(BaseModel):
     spans: list[Span] = Field(default_factory=list)
 
 
+class Demonstration(BaseModel, frozen=True):
+    """A verified edit shown to the generator: ``old`` words of a ``source_label`` text became
+    ``new`` ones, making it ``target_label``; ``context`` is the text around it with the old words
+    blanked (``[BLANK1]``); ``origin`` is ``pairs`` (human pairs) or ``run`` (accepted in this run)."""
+
+    source_label: str
+    target_label: str
+    old: str
+    new: str
+    context: str = ""
+    origin: str = "pairs"
+
+
 class EditPlan(BaseModel):
     """Which spans of which segment(s) to change, toward which label.
 
@@ -159,6 +172,11 @@ class EditPlan(BaseModel):
     # list segment the verdict rests on (sentence-level rationales), most salient first.
     substitutions: list[Substitution] = Field(default_factory=list)
     rationale_sentences: list[int] = Field(default_factory=list)
+    # Verified edits retrieved for this plan, shown in its prompt (generate.demonstrations).
+    demonstrations: list[Demonstration] = Field(default_factory=list)
+    # The search round that made this plan (1: the first; a later round re-plans a (record, target)
+    # whose earlier plans got no accepted candidate, with a wider mask; see cda.search).
+    round: int = Field(default=1, ge=1)
     candidates: list[Candidate] = Field(default_factory=list)
     selected: int | None = None
 
@@ -186,6 +204,8 @@ class Record(BaseModel):
     predicted_label: str | None = None
     probs: dict[str, float] = Field(default_factory=dict)
     spans: list[Span] = Field(default_factory=list)
+    # Spans Explain picked beyond explain.max_spans, best first: what a later search round adds.
+    spare_spans: list[Span] = Field(default_factory=list)
     seen_chars: dict[str, int] = Field(default_factory=dict)
     plans: list[EditPlan] = Field(default_factory=list)
     # Segments that were lists of sentences in the data (joined with SENTENCE_SEPARATOR).

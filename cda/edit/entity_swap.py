@@ -230,6 +230,10 @@ class EntitySwapStrategy(EditStrategy):
 
     # -- carrying out -----------------------------------------------------------------------
 
+    def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
+        """No search rounds: a swap is planned once (another entity would be another plan)."""
+        return None
+
     def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
         """The evidence edit itself (no LLM), or the error of a plan with nothing to swap;
         ``None`` for a claim plan, which the generator writes."""

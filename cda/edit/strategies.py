@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from cda.edit.plans import fill_blanks, make_plans
+from cda.edit.plans import fill_blanks, make_plans, mask_segment, merge_spans
 from cda.records import Candidate, EditPlan, Record
 from cda.registry import ComponentSettings, edit_strategies
 
@@ -65,6 +65,41 @@ class EditStrategy:
         """The edit plans of ``record``: by default one per target label and editable segment
         with spans (:func:`~cda.edit.plans.make_plans`)."""
         return make_plans(record, self.config.task, self.config.edit)
+
+    def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
+        """The plan for search round ``round`` after ``plan`` got no accepted candidate, or ``None``
+        when the strategy does not search (the (record, target) is then given up).
+
+        By default the mask grows by the ``add_spans`` best of Explain's spare spans of the same
+        segment that the plan does not cover yet (MiCE's wider masks); with none left, the same
+        spans are asked for again (the round samples with another seed).
+
+        Examples:
+            >>> from cda.records import Span
+            >>> r = Record(index=0, segments={"text": "A dull, slow film."}, label="Negative",
+            ...            spare_spans=[Span(segment="text", start=8, end=12, text="slow")])
+            >>> plan = EditPlan(target_label="Positive", segment="text", spans=[Span(segment="text", start=2, end=6)])
+            >>> wider = make_strategy(cfg).widen(r, plan, round=2, add_spans=1)
+            >>> wider.masked, wider.round
+            ('A [BLANK1], [BLANK2] film.', 2)
+        """
+        if self.needs_spans and not plan.spans:
+            return None
+        text = record.segments[plan.segment]
+        taken = list(plan.spans)
+        for spare in record.spare_spans:
+            if len(taken) - len(plan.spans) >= add_spans:
+                break
+            if spare.segment == plan.segment and not any(s.start < spare.end and spare.start < s.end for s in taken):
+                taken.append(spare)
+        spans = merge_spans(text, taken, self.config.edit.merge_gap)
+        return EditPlan(
+            target_label=plan.target_label,
+            segment=plan.segment,
+            spans=spans,
+            masked=mask_segment(text, spans, self.config.edit.blank),
+            round=round,
+        )
 
     def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
         """Candidates the strategy makes itself, without the generator (an edit by rule, or the

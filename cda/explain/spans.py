@@ -149,13 +149,24 @@ def select_spans(
             run = []
         if i >= 0:
             run.append(i)
-    if max_spans is not None and len(spans) > max_spans:
-        keep = sorted(range(len(spans)), key=lambda j: (-spans[j].score, j))[:max_spans]
-        spans = [spans[j] for j in sorted(keep)]
     if segments is not None:
         for span in spans:
             span.text = segments[span.segment][span.start : span.end]
-    return spans
+    return split_best(spans, max_spans)[0]
+
+
+def split_best(spans: list[Span], max_spans: int | None) -> tuple[list[Span], list[Span]]:
+    """``(best, rest)``: the ``max_spans`` highest-scoring spans in text order, the others best first.
+
+    Examples:
+        >>> spans = [Span(segment="t", start=0, end=1, score=0.2), Span(segment="t", start=2, end=3, score=0.9),
+        ...          Span(segment="t", start=4, end=5, score=0.5)]
+        >>> [[s.start for s in part] for part in split_best(spans, 1)]
+        [[2], [4, 0]]
+    """
+    order = sorted(range(len(spans)), key=lambda j: (-spans[j].score, j))
+    keep = order if max_spans is None else order[:max_spans]
+    return [spans[j] for j in sorted(keep)], [spans[j] for j in order[len(keep) :]]
 
 
 # Stop words that flip a label on their own: they stay eligible as rationales.
@@ -287,17 +298,22 @@ class SpanSelector:
 
     def spans(self, segments: dict[str, str], attribution: Attribution) -> list[Span]:
         """Spans (with their text) for one example's attribution toward its target label."""
+        return self.ranked(segments, attribution)[0]
+
+    def ranked(self, segments: dict[str, str], attribution: Attribution) -> tuple[list[Span], list[Span]]:
+        """``(spans, spare)``: the at most ``max_spans`` best spans in text order, and the other picked
+        spans best first (what a later search round adds to the mask)."""
         words = self.words(segments, attribution.seen_chars)
         for name in segments:
             idx = [i for i, w in enumerate(words) if w.segment == name]
             tokens = [(t.start, t.end, t.score) for t in attribution.tokens if t.segment == name]
             for i, score in zip(idx, word_scores([(words[i].start, words[i].end) for i in idx], tokens)):
                 words[i].score = score
-        return select_spans(
+        picked = select_spans(
             words,
             top_fraction=self.config.top_fraction,
             min_score=self.config.min_score,
-            max_spans=self.config.max_spans,
             granularity=self.config.granularity,
             segments=segments,
         )
+        return split_best(picked, self.config.max_spans)

@@ -25,7 +25,7 @@ from cda.tasks import editable_segments
 log = logging.getLogger(__name__)
 
 # Bump when attribution or span selection changes what a cached entry holds.
-EXPLAIN_VERSION = "cda.explain.v2"  # v2: content words by part of speech
+EXPLAIN_VERSION = "cda.explain.v3"  # v2: content words by part of speech; v3: spare spans
 
 
 class ExplainStage:
@@ -42,7 +42,8 @@ class ExplainStage:
 
     Output columns:
         ``predicted_label``, ``probs``, ``spans`` (character offsets in a segment, with
-        normalised score and text, in text order), ``seen_chars``.
+        normalised score and text, in text order), ``spare_spans`` (the other picked spans
+        beyond ``explain.max_spans``, best first), ``seen_chars``.
 
     Args:
         config: the run config (``explain``, ``task``, ``classifier.batch_size``).
@@ -113,11 +114,12 @@ class ExplainStage:
             targets = [r.label if toward == "label" else pred for (r, _), pred in zip(batch, predicted)]
             attributions = self.classifier.attribute(inputs, targets, method)
             for (record, key), p, pred, attribution in zip(batch, probs, predicted, attributions):
-                spans = self.selector.spans(record.segments, attribution)
+                spans, spare = self.selector.ranked(record.segments, attribution)
                 result = {
                     "predicted_label": pred,
                     "probs": {k: float(v) for k, v in p.items()},
                     "spans": [s.model_dump() for s in spans],
+                    "spare_spans": [s.model_dump() for s in spare],
                     "seen_chars": dict(attribution.seen_chars),
                 }
                 self.cache.put_json(key, result)
@@ -138,4 +140,5 @@ class ExplainStage:
         record.predicted_label = result["predicted_label"]
         record.probs = dict(result["probs"])
         record.spans = [Span.model_validate(s) for s in result["spans"]]
+        record.spare_spans = [Span.model_validate(s) for s in result.get("spare_spans", [])]
         record.seen_chars = dict(result["seen_chars"])

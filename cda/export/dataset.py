@@ -118,6 +118,8 @@ def provenance_columns(config: Config) -> list[Column]:
                lambda s: json.dumps(s.plan.rationale_sentences), _const("[]")),
         Column("edited_segment", _STRING, "name of the segment the generator changed, several joined by commas "
                "(originals: empty)", lambda s: ",".join(s.plan.edited_segments), _const("")),
+        Column("round", _INT, "the search round that wrote it (1: the first; originals: 0)", lambda s: s.plan.round,
+               _const(0)),
         Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
                lambda s: s.candidate.generator, _const("")),
         Column("prompt_template", _STRING, "the prompt template used (originals: empty)",
@@ -152,6 +154,7 @@ def audit_columns(config: Config) -> list[Column]:
         Column("spans", _STRING, _SPANS, lambda s: _spans_json(s.record, s.plan.spans)),
         Column("edits", _STRING, _EDITS, lambda s: _edits_json(s.record, s.plan)),
         Column("rationale_sentences", _STRING, _SENTENCES, lambda s: json.dumps(s.plan.rationale_sentences)),
+        Column("round", _INT, "the search round of the candidate's plan (1: the first)", lambda s: s.plan.round),
         Column("sample_index", _INT, "which of the n samples for this prompt", lambda s: c(s).sample_index),
         Column("raw", _STRING, "the generator's raw output", lambda s: c(s).raw),
         Column("prompt", _STRING, "the rendered prompt", lambda s: c(s).prompt),

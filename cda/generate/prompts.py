@@ -17,6 +17,9 @@ Variables every template gets:
 * ``substitutions``: the plan's entity swaps (``entity_swap``), list of ``{old, new, type, forms}``
   (``forms``: the new entity's surface forms, any of which counts as mentioning it); the
   ``segments`` then show the texts *after* the swaps (the edited evidence)
+* ``demonstrations``: verified edits retrieved for the plan (``generate.demonstrations``, ``plan.demonstrations``), list
+  of ``{old, new, context}`` best first (``context``: the words around the edit, the old words
+  blanked as ``[BLANK1]``); empty when demonstrations are off
 
 Examples:
     >>> from cda.config import config_from_dict
@@ -55,7 +58,7 @@ from cda.tasks import editable_segments, target_labels
 
 TEMPLATE_VARIABLES = (
     "task", "labels", "source_label", "target_label", "segments", "segment",
-    "original", "masked", "window", "blanks", "spans", "substitutions",
+    "original", "masked", "window", "blanks", "spans", "substitutions", "demonstrations",
 )  # fmt: skip
 _SUFFIX = ".jinja"
 # The format a generator trained by ``cda train-generator`` learnt (the default with a ``generator`` section).
@@ -186,6 +189,7 @@ def prompt_variables(config: Config, record: Record, plan: EditPlan) -> dict[str
             {"old": sub.old, "new": sub.new, "type": sub.type, "forms": sorted(set(sub.forms.values()), key=len, reverse=True)}
             for sub in plan.substitutions
         ],
+        "demonstrations": [{"old": d.old, "new": d.new, "context": d.context} for d in plan.demonstrations],
     }
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
 from cda.edit.strategies import NO_SPANS_ERROR, make_strategy
+from cda.generate.demonstrations import retrieve_for
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
 from cda.records import Candidate, EditPlan, Record
+
+if TYPE_CHECKING:
+    from cda.generate.demonstrations import DemonstrationPool
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,16 @@ def sampling_settings(config: Config) -> SamplingSettings:
         seed=config.seed,
         stop=list(gen.stop),
     )
+
+
+def round_seed(seed: int, round: int) -> int:
+    """The sampling seed of a search round: ``seed`` in the first, another one in each later round.
+
+    Examples:
+        >>> round_seed(0, 1), round_seed(0, 2)
+        (0, 7919)
+    """
+    return seed + 7919 * (round - 1)
 
 
 def prompts_per_call(config: Config, generator: Generator) -> int:
@@ -91,10 +106,13 @@ class GenerateStage:
 
     name = "generate"
 
-    def __init__(self, config: Config, cache: Cache, generator: Generator) -> None:
+    def __init__(
+        self, config: Config, cache: Cache, generator: Generator, demonstrations: "DemonstrationPool | None" = None
+    ) -> None:
         self.config = config
         self.cache = cache
         self.generator = generator
+        self.demonstrations = demonstrations
         self.template: PromptTemplate | None = None
         self.strategy = make_strategy(config)
         self.generator_calls = 0
@@ -150,9 +168,11 @@ class GenerateStage:
                         )
                     )
                     continue
+                if self.demonstrations is not None and not plan.demonstrations:
+                    plan.demonstrations = retrieve_for(self.demonstrations, record, plan, self._k())
                 prompt = render_with(template, prompt_variables(config, record, plan))
                 regex = strategy.answer_regex(plan) if structured else None
-                samplings[prompt] = replace(sampling, regex=regex)
+                samplings[prompt] = replace(sampling, regex=regex, seed=round_seed(config.seed, plan.round))
                 work.append((record, plan, prompt))
 
         # 2. Outputs per distinct prompt: from the cache, else from the generator. Chunk
@@ -198,6 +218,10 @@ class GenerateStage:
                 plan.candidates.append(Candidate(**base, segments=segments, raw=raw, sample_index=k, error=error))
         return records
 
+    def _k(self) -> int:
+        settings = self.config.generate.demonstrations
+        return settings.k if settings is not None else 0
+
     def structured_answers(self) -> bool:
         """Whether answers are decoded under the strategy's regex (``generate.structured_answers`` and a backend that can)."""
         gen = self.config.generate
@@ -206,16 +230,18 @@ class GenerateStage:
     def _call_grouped(self, prompts: list[str], samplings: dict[str, SamplingSettings]) -> list[Generation]:
         """The outputs for a chunk: one generator call per distinct sampling setting (blank count), in order;
         one call for the whole chunk on a generator that takes a regex per prompt."""
-        if self.generator.capabilities.regex_per_prompt and len({samplings[p].regex for p in prompts}) > 1:
-            regexes = [samplings[p].regex for p in prompts]
-            return self._call_generator(prompts, replace(samplings[prompts[0]], regex=None, regexes=regexes))
-        groups: dict[str | None, list[int]] = {}
+        per_prompt = self.generator.capabilities.regex_per_prompt
+        groups: dict[str, list[int]] = {}  # prompts one call can take: the same settings (but the regex, per prompt)
         for i, prompt in enumerate(prompts):
-            groups.setdefault(samplings[prompt].regex, []).append(i)
+            settings = replace(samplings[prompt], regex=None) if per_prompt else samplings[prompt]
+            groups.setdefault(repr(settings), []).append(i)
         results: list[Generation] = [Generation([])] * len(prompts)
         for indices in groups.values():
             batch = [prompts[i] for i in indices]
-            for i, generation in zip(indices, self._call_generator(batch, samplings[batch[0]])):
+            sampling = samplings[batch[0]]
+            if per_prompt and len({samplings[p].regex for p in batch}) > 1:
+                sampling = replace(sampling, regex=None, regexes=[samplings[p].regex for p in batch])
+            for i, generation in zip(indices, self._call_generator(batch, sampling)):
                 results[i] = generation
         return results
 

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from cda.cache import Cache, fingerprint
-from cda.config import Config, DataConfig
+from cda.config import Config
 from cda.errors import CdaError
 from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
 from cda.records import Record
@@ -47,54 +47,23 @@ class GeneratorTrainingError(CdaError, ValueError):
 
 # ---------------------------------------------------------------------- examples
 def human_pairs(config: Config) -> list[tuple[Record, dict[str, str], str, str]]:
-    """``(original, revised segments, target label, edited segment)`` from ``generator.train.pairs``.
-
-    Both directions of every pair are used (a human counterfactual flipped back is the
-    original: both are minimal label-flipping edits).
+    """``(original, revised segments, target label, edited segment)`` from ``generator.train.pairs``
+    (both directions of every pair; :func:`cda.generate.pairs.read_pairs`).
 
     Raises:
         FileNotFoundError: a pairs file does not exist.
         GeneratorTrainingError: nothing pairs up.
     """
-    from cda.data import load_table, sample_indices
-    from cda.evaluate.reference import pair_reference, reference_rows
+    from cda.generate.pairs import PairsError, read_pairs
 
     assert config.generator is not None and config.generator.train is not None
     spec = config.generator.train.pairs
     if spec is None:
         return []
-    task = config.task
-    out: list[tuple[Record, dict[str, str], str, str]] = []
-
-    def add(a: tuple[dict[str, str], str], b: tuple[dict[str, str], str]) -> None:
-        changed = [name for name in a[0] if a[0][name].strip() != b[0][name].strip()]
-        if len(changed) == 1 and a[1] != b[1] and {a[1], b[1]} <= set(task.labels):
-            out.append((Record(index=len(out), segments=a[0], label=a[1]), b[0], b[1], changed[0]))
-            out.append((Record(index=len(out), segments=b[0], label=b[1]), a[0], a[1], changed[0]))
-
-    table = load_table(DataConfig(path=spec.path))
-    rows = reference_rows(table, task)
-    if spec.key is not None:
-        if spec.key not in table.column_names:
-            raise GeneratorTrainingError(f"generator.train.pairs.key {spec.key!r} is not a column of {spec.path}: {table.column_names}")
-        groups: dict[str, list[int]] = {}
-        for j, value in enumerate(table[spec.key]):
-            groups.setdefault(str(value), []).append(j)
-        for members in groups.values():
-            for x, i in enumerate(members):
-                for j in members[x + 1 :]:
-                    add(rows[i], rows[j])
-    else:
-        originals_table = load_table(DataConfig(path=str(spec.originals)))
-        originals = [Record(index=i, segments=s, label=label) for i, (s, label) in enumerate(reference_rows(originals_table, task))]
-        pairing = pair_reference(originals, None, table, task, key=None, per_original=spec.per_original)
-        for cf in pairing.counterfactuals:
-            original = originals[cf.original_index]
-            add((original.segments, original.label), (cf.segments, cf.target))
-    if not out:
-        raise GeneratorTrainingError(f"generator.train.pairs: no original/counterfactual pairs with one edited segment in {spec.path}")
-    keep = sample_indices(len(out) // 2, spec.limit, config.seed)
-    return [out[2 * k + d] for k in keep for d in (0, 1)]
+    try:
+        return read_pairs(spec, config, "generator.train.pairs")
+    except PairsError as e:
+        raise GeneratorTrainingError(str(e)) from None
 
 
 def collect_examples(config: Config, explained: Callable[[], list[Record]] | None = None) -> list[InfillExample]:

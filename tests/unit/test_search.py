@@ -1,0 +1,184 @@
+"""Search rounds and retrieved demonstrations, on fakes: what gets planned again, what the prompts show."""
+
+import re
+
+import datasets
+import pytest
+
+from cda import Components, build, config_from_dict
+from cda.config import ConfigError
+from cda.edit.strategies import make_strategy
+from cda.generate.demonstrations import DemonstrationPool, WordOverlapEncoder, edits_of, retrieve_for
+from cda.protocols import Generation, SamplingSettings
+from cda.records import Demonstration, EditPlan, Record, Span
+from tests.fakes import FakeClassifier, FakeGenerator
+
+ROWS = {
+    "Text": ["A bad , boring film .", "A great and wonderful cast .", "It was dull and poor ."],
+    "Sentiment": ["Negative", "Positive", "Negative"],
+}
+
+
+class SeedGenerator(FakeGenerator):
+    """Fills every blank with ``first`` in round 1 (seed 0) and ``later`` afterwards; counts calls."""
+
+    def __init__(self, first: str, later: str) -> None:
+        super().__init__()
+        self.first, self.later = first, later
+        self.calls: list[tuple[int, int]] = []  # (prompts, seed) per call
+
+    def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
+        self.calls.append((len(prompts), sampling.seed))
+        self.prompts.extend(prompts)
+        word = self.first if sampling.seed == 0 else self.later
+        out = []
+        for prompt in prompts:
+            now = prompt.split("Now you:")[-1]  # the blanks of the plan, not of the example
+            blanks = sorted(set(re.findall(r"\[BLANK(\d+)\]", now)), key=int)
+            out.append(Generation(["\n".join(f"[BLANK{b}]: {word}" for b in blanks)] * sampling.n))
+        return out
+
+
+def _config(tmp_path, **extra):
+    section = {
+        "data": {"path": "unused.tsv"},
+        "task": {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
+        "explain": {"max_spans": 1, "top_fraction": 1.0, "min_score": 0.0},
+        "generate": {"n": 2, "template": "infill.v2"},
+        "filter": {"checks": {"fluency": None, "minimality": {"max_edit_distance": 0.9}}},
+        "export": {"output_dir": str(tmp_path / "out")},
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    section.update(extra)
+    return config_from_dict(section)
+
+
+def test_a_second_round_replans_only_what_did_not_flip_with_a_wider_mask(tmp_path):
+    # Round 1 answers "fine" (no sentiment: nothing flips); round 2 answers "great" (Negative ->
+    # Positive flips; Positive -> Negative does not).
+    generator = SeedGenerator("fine", "great")
+    config = _config(tmp_path, search={"rounds": 2, "add_spans": 1})
+    result = build(config, datasets.Dataset.from_dict(ROWS), components=Components(FakeClassifier(), generator))
+
+    assert [n for n, _ in generator.calls] == [3, 3]  # each round's plans in one call
+    assert [seed for _, seed in generator.calls] == [0, 7919]
+    for record in result.records:
+        assert [p.round for p in record.plans] == [1, 2]
+        first, second = record.plans
+        assert first.selected is None
+        assert len(second.spans) == 2 and set(first.spans[0].text.split()) <= set(second.masked.split()) | {first.spans[0].text}
+    flipped = {r.index for r in result.records if r.plans[1].selected is not None}
+    assert flipped == {0, 2}
+    s = result.summary
+    assert s.rounds == {1: {"plans": 3, "candidates": 6, "accepted_candidates": 0, "counterfactuals": 0},
+                        2: {"plans": 3, "candidates": 6, "accepted_candidates": 2, "counterfactuals": 2}}  # n=2 equal samples: 1 duplicate
+    assert s.counterfactuals == 2 and s.originals_with_counterfactual == 2
+    assert sorted(set(result.audit["round"])) == [1, 2]
+    cfs = result.dataset.filter(lambda r: r["cda_is_counterfactual"])
+    assert cfs["cda_round"] == [2, 2]
+    assert set(result.dataset.filter(lambda r: not r["cda_is_counterfactual"])["cda_round"]) == {0}
+
+
+def test_rounds_stop_once_every_target_has_a_counterfactual_and_resume_from_the_cache(tmp_path):
+    rows = {"Text": ["It was boring ."], "Sentiment": ["Negative"]}
+    generator = SeedGenerator("great", "great")
+    config = _config(tmp_path, search={"rounds": 3})
+    result = build(config, datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), generator))
+    assert len(generator.calls) == 1 and [p.round for p in result.records[0].plans] == [1]
+
+    slow = SeedGenerator("fine", "fine")  # never flips: three rounds (in a cache of its own)
+    build(_config(tmp_path / "b", search={"rounds": 3}), datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), slow))
+    assert len(slow.calls) == 3
+    again = SeedGenerator("fine", "fine")
+    rerun = build(_config(tmp_path / "b", search={"rounds": 3}), datasets.Dataset.from_dict(rows),
+                  components=Components(FakeClassifier(), again))  # fmt: skip
+    assert again.calls == []  # every round's outputs come from the cache
+    assert [p.round for p in rerun.records[0].plans] == [1, 2, 3]
+
+
+def test_widen_adds_spare_spans_that_do_not_overlap(tmp_path):
+    record = Record(index=0, segments={"text": "A dull, slow and long film."}, label="Negative",
+                    spare_spans=[Span(segment="text", start=2, end=6, text="dull"),
+                                 Span(segment="text", start=17, end=21, text="long"),
+                                 Span(segment="text", start=8, end=12, text="slow")])  # fmt: skip
+    plan = EditPlan(target_label="Positive", segment="text", spans=[Span(segment="text", start=2, end=6, text="dull")])
+    strategy = make_strategy(_config(tmp_path))
+    wider = strategy.widen(record, plan, round=2, add_spans=1)
+    assert [s.text for s in wider.spans] == ["dull", "long"] and wider.round == 2
+    assert [s.text for s in strategy.widen(record, plan, 3, add_spans=5).spans] == ["dull", "slow", "long"]
+    assert strategy.widen(record, EditPlan(target_label="Positive", segment="text"), 2, 1) is None  # nothing to edit
+    same = strategy.widen(record.model_copy(update={"spare_spans": []}), plan, 2, add_spans=2)
+    assert same.spans == plan.spans  # no spare span left: the same mask, sampled again with another seed
+
+
+def test_edits_of_keeps_word_edits_and_their_context():
+    demos = edits_of("I loved this movie , it was touching .", "I hated this movie , it was dull .",
+                     "Positive", "Negative", "pairs", max_words=4)  # fmt: skip
+    assert [(d.old, d.new) for d in demos] == [("loved", "hated"), ("touching", "dull")]
+    assert demos[0].context == "I [BLANK1] this movie , it was touching"
+    assert edits_of("Good film .", "Good film !", "Positive", "Negative", "pairs", 4) == []  # no word changed
+    assert edits_of("a b c d e f", "v w x y z q", "Negative", "Positive", "pairs", max_words=4) == []
+
+
+def test_retrieval_keeps_to_the_direction_and_skips_the_plans_own_words():
+    pool = DemonstrationPool(WordOverlapEncoder())
+
+    def demo(source, target, old, new):
+        return Demonstration(source_label=source, target_label=target, old=old, new=new)
+
+    assert pool.add([demo("Negative", "Positive", "dull", "dull"), demo("Negative", "Positive", "dull", "lively"),
+                     demo("Positive", "Negative", "dull", "great"), demo("Negative", "Positive", "poor", "rich"),
+                     demo("Negative", "Positive", "dull", "lively")]) == 4  # fmt: skip  # the repeat is left out
+    found = pool.retrieve("Negative", "Positive", ["dull", "poor"], k=3)
+    assert [(d.old, d.new) for d in found] == [("dull", "lively"), ("poor", "rich")]  # never "dull" -> "dull"
+    record = Record(index=0, segments={"text": "A dull film."}, label="Negative")
+    assert retrieve_for(pool, record, EditPlan(target_label="Positive", segment="text"), k=2) == []  # no spans
+
+
+def test_prompts_show_retrieved_demonstrations_and_later_rounds_add_the_runs_own(tmp_path):
+    pool = DemonstrationPool(WordOverlapEncoder())
+    pool.add([Demonstration(source_label="Negative", target_label="Positive", old="boring", new="gripping",
+                            context="A bad , [BLANK1] plot")])  # fmt: skip
+    generator = SeedGenerator("fine", "great")
+    config = _config(tmp_path, search={"rounds": 3, "add_spans": 0},
+                     generate={"n": 2, "template": "infill.v2", "demonstrations": {"from_run": True, "k": 2}})
+    rows = {"Text": ["It was boring .", "So dull here ."], "Sentiment": ["Negative", "Negative"]}
+    result = build(config, datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
+    first = result.records[0].plans[0]
+    assert [(d.old, d.new) for d in first.demonstrations] == [("boring", "gripping")]
+    assert '"boring" -> "gripping"' in first.candidates[0].prompt
+    assert "Text: A bad , [BLANK1] plot" in first.candidates[0].prompt  # the worked example is the demonstration
+    # Round 2 flipped both ("great"); nothing is left for round 3, and the pool now holds the run's edits.
+    assert [p.round for p in result.records[1].plans] == [1, 2]
+    assert {(d.old, d.new, d.origin) for d in pool.items} >= {("boring", "gripping", "pairs")}
+
+
+def test_round_three_sees_the_edits_accepted_in_round_two(tmp_path):
+    pool = DemonstrationPool(WordOverlapEncoder())
+    class PerRecord(SeedGenerator):
+        def generate(self, prompts, sampling):
+            out = super().generate(prompts, sampling)
+            if sampling.seed != 0 and len(self.calls) == 2:  # round 2: only the first prompt flips
+                out = [out[0]] + [Generation([g.texts[0].replace("great", "fine")] * sampling.n) for g in out[1:]]
+            return out
+
+    generator = PerRecord("fine", "great")
+    config = _config(tmp_path, search={"rounds": 3, "add_spans": 0},
+                     generate={"n": 1, "template": "infill.v2", "demonstrations": {"from_run": True, "k": 2}})
+    rows = {"Text": ["It was dull .", "So dull here ."], "Sentiment": ["Negative", "Negative"]}
+    result = build(config, datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
+    third = [p for p in result.records[1].plans if p.round == 3][0]
+    assert [(d.old, d.new, d.origin) for d in third.demonstrations] == [("dull", "great", "run")]
+    assert '"dull" -> "great"' in third.candidates[0].prompt
+
+
+def test_demonstrations_and_search_settings_are_checked():
+    base = {"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]}}
+    with pytest.raises(ConfigError, match="needs pairs and/or from_run"):
+        config_from_dict({**base, "generate": {"demonstrations": {"from_run": False}}})
+    with pytest.raises(ConfigError, match="search.rounds"):
+        config_from_dict({**base, "search": {"rounds": 0}})
+    with pytest.raises(ConfigError, match="pairs needs either key"):
+        config_from_dict({**base, "generate": {"demonstrations": {"pairs": {"path": "p.tsv"}}}})
