@@ -37,6 +37,10 @@ def main() -> None:
     parser.add_argument("--key", default="batch_id")
     parser.add_argument("--methods", default="grad_x_input,integrated_gradients,occlusion")
     parser.add_argument("--words", default="content,all")
+    parser.add_argument("--prior-pairs", type=Path, help="human pairs for the word-change prior (explain.prior)")
+    parser.add_argument("--prior-key", default="batch_id")
+    parser.add_argument("--prior-weights", default="none", help="comma list: none (no prior) or weights, e.g. none,1,2")
+    parser.add_argument("--limit", type=int, help="only the first N pairs")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
@@ -63,37 +67,49 @@ def main() -> None:
         (a, label), (b, _) = rows[members[0]], rows[members[1]]
         originals.append(Record(index=len(originals), segments=a, label=label))
         human.append(word_set(a[segment], [(r.start, r.end) for r in changed_regions(a[segment], b[segment])]))
+    if args.limit is not None:
+        originals, human = originals[: args.limit], human[: args.limit]
     cache = Cache(base.resolved_cache_dir())
     train = None if base.classifier.train.path else originals
     classifier = load_or_train_classifier(base, cache, train)
     results = []
-    for method in args.methods.split(","):
-        for words in args.words.split(","):
-            config = base.model_copy(deep=True)
-            config.explain.method = method
-            config.explain.words = words
-            stage = ExplainStage(config, Cache(cache.root, enabled=False), classifier)
-            stage.load()
-            start = time.perf_counter()
-            explained = stage.process([r.model_copy(deep=True) for r in originals])
-            seconds = time.perf_counter() - start
-            stage.unload()
-            hit = picked = changed = 0
-            for record, gold in zip(explained, human):
-                rationale = word_set(record.segments[segment], [(s.start, s.end) for s in record.spans if s.segment == segment])
-                hit += len(rationale & gold)
-                picked += len(rationale)
-                changed += len(gold)
-            row = {
-                "method": method, "words": words, "originals": len(originals), "rationale_words": picked,
-                "precision": round(hit / picked, 4) if picked else None, "recall": round(hit / changed, 4) if changed else None,
-                "explain_seconds": round(seconds, 1),
-            }  # fmt: skip
-            print(json.dumps(row), flush=True)
-            results.append(row)
-    print("| method | words | precision | recall | rationale words | explain s |\n|---|---|---|---|---|---|")
+    from cda.config import PairsConfig, PriorConfig
+
+    grid = [(m, w, p) for m in args.methods.split(",") for w in args.words.split(",") for p in args.prior_weights.split(",")]
+    for method, words, weight in grid:
+        config = base.model_copy(deep=True)
+        config.explain.method = method
+        config.explain.words = words
+        if weight != "none":
+            if args.prior_pairs is None:
+                parser.error("--prior-weights other than none need --prior-pairs")
+            config.explain.prior = PriorConfig(pairs=PairsConfig(path=str(args.prior_pairs), key=args.prior_key), weight=float(weight))
+        stage = ExplainStage(config, Cache(cache.root, enabled=False), classifier)  # timed without the explain cache
+        if config.explain.prior is not None:
+            from cda.explain.prior import prior_from_config
+
+            stage.selector.prior = prior_from_config(config, cache)  # the prior's counts may come from the cache
+        stage.load()
+        start = time.perf_counter()
+        explained = stage.process([r.model_copy(deep=True) for r in originals])
+        seconds = time.perf_counter() - start
+        stage.unload()
+        hit = picked = changed = 0
+        for record, gold in zip(explained, human):
+            rationale = word_set(record.segments[segment], [(s.start, s.end) for s in record.spans if s.segment == segment])
+            hit += len(rationale & gold)
+            picked += len(rationale)
+            changed += len(gold)
+        row = {
+            "method": method, "words": words, "prior": weight, "originals": len(originals), "rationale_words": picked,
+            "precision": round(hit / picked, 4) if picked else None, "recall": round(hit / changed, 4) if changed else None,
+            "explain_seconds": round(seconds, 1),
+        }  # fmt: skip
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    print("| method | words | prior weight | precision | recall | rationale words | explain s |\n|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['method']} | {r['words']} | {r['precision']} | {r['recall']} | {r['rationale_words']} | {r['explain_seconds']} |")
+        print(f"| {r['method']} | {r['words']} | {r['prior']} | {r['precision']} | {r['recall']} | {r['rationale_words']} | {r['explain_seconds']} |")
 
 
 if __name__ == "__main__":

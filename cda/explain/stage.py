@@ -63,7 +63,7 @@ class ExplainStage:
         self.config = config
         self.cache = cache
         self.classifier = classifier
-        self.selector = SpanSelector(config.explain, config.task)
+        self.selector = SpanSelector(config.explain, config.task)  # the change prior is loaded in load()
 
     def load(self) -> None:
         """Check the classifier knows the task's labels, and load spaCy."""
@@ -74,6 +74,10 @@ class ExplainStage:
                 f"not the task's {missing}: use a classifier trained for this task (or fix task.labels)"
             )
         self.selector.load()
+        if self.config.explain.prior is not None and self.selector.prior is None:
+            from cda.explain.prior import prior_from_config
+
+            self.selector.prior = prior_from_config(self.config, self.cache)
 
     def unload(self) -> None:
         # spaCy stays cached in the process (cheap, and Explain may run again); the

@@ -160,6 +160,9 @@ class DemonstrationPool:
         self.items: list[Demonstration] = []
         self._vectors: list[np.ndarray] = []
         self._seen: set[tuple[str, str, str, str]] = set()
+        # How many times each (direction, old, new) edit was added: the most common replacement wins.
+        self._count: dict[tuple[str, str, str, str], int] = {}
+        self._by_old: dict[tuple[str, str, str], list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -172,7 +175,9 @@ class DemonstrationPool:
         fresh, rows = [], []
         for i, d in enumerate(demonstrations):
             key = (d.source_label, d.target_label, d.old.lower(), d.new.lower())
+            self._count[key] = self._count.get(key, 0) + 1
             if key not in self._seen:
+                self._by_old.setdefault(key[:3], []).append(len(self.items) + len(fresh))
                 self._seen.add(key)
                 fresh.append(d)
                 rows.append(i)
@@ -182,6 +187,23 @@ class DemonstrationPool:
         self.items += fresh
         self._vectors.append(np.asarray(embedded, dtype=np.float32))
         return len(fresh)
+
+    def replacement(self, source: str, target: str, old: str) -> Demonstration | None:
+        """The edit people made most often to exactly these ``old`` words (case aside) in this
+        direction, or ``None`` (ties: the one added first).
+
+        Examples:
+            >>> pool = DemonstrationPool(WordOverlapEncoder())
+            >>> edits = [("bad", "good"), ("bad", "great"), ("bad", "great")]
+            >>> _ = pool.add([Demonstration(source_label="Negative", target_label="Positive", old=o, new=n) for o, n in edits])
+            >>> pool.replacement("Negative", "Positive", "Bad").new, pool.replacement("Positive", "Negative", "bad")
+            ('great', None)
+        """
+        found = self._by_old.get((source, target, old.lower()), [])
+        if not found:
+            return None
+        count = lambda i: self._count[(source, target, old.lower(), self.items[i].new.lower())]  # noqa: E731
+        return self.items[max(found, key=lambda i: (count(i), -i))]
 
     def retrieve(self, source: str, target: str, queries: Sequence[str], k: int) -> list[Demonstration]:
         """The ``k`` edits from ``source`` to ``target`` whose old words are most like the ``queries``

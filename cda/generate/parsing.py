@@ -227,7 +227,7 @@ def _by_template(text: str, masked: str, n_blanks: int, blank: str) -> dict[int,
 MAX_ANSWER_CHARS = 40
 
 
-def infill_answer_regex(n_blanks: int, blank: str = "[BLANK{i}]") -> str:
+def infill_answer_regex(n_blanks: int, blank: str = "[BLANK{i}]", max_words: int | None = None) -> str:
     """The infill answer format as a regular expression: one ``<blank>: <replacement>`` line per blank.
 
     Backends with structured output (vLLM) decode under it, so a small model cannot wander
@@ -239,10 +239,15 @@ def infill_answer_regex(n_blanks: int, blank: str = "[BLANK{i}]") -> str:
         True
         >>> bool(re.fullmatch(infill_answer_regex(2), "Sure! [BLANK1]: awful"))
         False
+        >>> bool(re.fullmatch(infill_answer_regex(1, max_words=2), "[BLANK1]: not at all good"))
+        False
     """
     # No brackets (another blank), no sentence punctuation (a replacement is a word or phrase,
     # and without commas a small model cannot string a list of alternatives onto one line).
     value = r"[^\s\[\],;.!?][^\n\[\],;.!?]{0,%d}" % (MAX_ANSWER_CHARS - 1)
+    if max_words is not None:  # a few words: people flip a label by changing few
+        word = r"[^\s\[\],;.!?]{1,%d}" % (MAX_ANSWER_CHARS // 2)
+        value = r"%s( %s){0,%d}" % (word, word, max_words - 1)
     return "\n".join(re.escape(blank.format(i=k)) + ": " + value for k in range(1, n_blanks + 1))
 
 

@@ -66,6 +66,42 @@ def prompts_per_call(config: Config, generator: Generator) -> int:
     return generator.capabilities.prompts_per_call or config.generate.batch_size
 
 
+#: The generator name of candidates made from the demonstration pool's replacements.
+RETRIEVED = "retrieved:demonstrations"
+
+
+def substitution_candidates(
+    pool: "DemonstrationPool", record: Record, plan: EditPlan, blank: str, sample_index: int
+) -> list[Candidate]:
+    """The candidate that gives every blank whose words people changed (in the pool, same direction)
+    their most common replacement, the other blanks their own words; none when no blank has one.
+
+    Examples:
+        >>> from cda.generate.demonstrations import DemonstrationPool, WordOverlapEncoder
+        >>> from cda.records import Demonstration, Span
+        >>> pool = DemonstrationPool(WordOverlapEncoder())
+        >>> _ = pool.add([Demonstration(source_label="Negative", target_label="Positive", old="dull", new="gripping")])
+        >>> r = Record(index=0, segments={"text": "A dull, long film."}, label="Negative")
+        >>> plan = EditPlan(target_label="Positive", segment="text",
+        ...                 spans=[Span(segment="text", start=2, end=6, text="dull"), Span(segment="text", start=8, end=12, text="long")])
+        >>> [c.segments["text"] for c in substitution_candidates(pool, r, plan, "[BLANK{i}]", 4)]
+        ['A gripping, long film.']
+    """
+    from cda.edit.plans import fill_blanks
+
+    if not plan.spans:
+        return []
+    text = record.segments[plan.segment]
+    olds = [span.text or text[span.start : span.end] for span in plan.spans]
+    found = [pool.replacement(record.label, plan.target_label, old) for old in olds]
+    if not any(found):
+        return []
+    values = [d.new if d is not None else old for d, old in zip(found, olds)]
+    raw = "\n".join(f"{blank.format(i=k)}: {v}" for k, v in enumerate(values, start=1))
+    segments = {**record.segments, plan.segment: fill_blanks(text, plan.spans, values)}
+    return [Candidate(segments=segments, raw=raw, generator=RETRIEVED, sample_index=sample_index)]
+
+
 class GenerateStage:
     """Asks the generator for ``generate.n`` counterfactuals per edit plan.
 
@@ -204,8 +240,11 @@ class GenerateStage:
                         self.cache.put_json(keys[prompt], {"texts": generation.texts})
                 bar.update(len(prompts))
 
-        # 3. Candidates, parse failures included.
+        # 3. Candidates, parse failures included (and the pool's replacements, with demonstrations.substitute).
+        substitute = self.demonstrations is not None and config.generate.demonstrations is not None and config.generate.demonstrations.substitute
         for record, plan, prompt in work:
+            if substitute:
+                plan.candidates.extend(substitution_candidates(self.demonstrations, record, plan, config.edit.blank, sampling.n))
             generation = outputs[prompt]
             base = {"prompt": prompt, "generator": self.generator.name, "prompt_template": template.name}
             if generation.error is not None:

@@ -182,3 +182,58 @@ def test_demonstrations_and_search_settings_are_checked():
         config_from_dict({**base, "search": {"rounds": 0}})
     with pytest.raises(ConfigError, match="pairs needs either key"):
         config_from_dict({**base, "generate": {"demonstrations": {"pairs": {"path": "p.tsv"}}}})
+
+
+def test_substitute_adds_the_pools_most_common_replacement_as_a_candidate(tmp_path):
+    pool = DemonstrationPool(WordOverlapEncoder())
+    pool.add([Demonstration(source_label="Negative", target_label="Positive", old="boring", new=new)
+              for new in ("fine", "great", "great")])  # fmt: skip
+    generator = SeedGenerator("fine", "fine")
+    config = _config(tmp_path, generate={"n": 2, "template": "infill.v2",
+                                         "demonstrations": {"from_run": True, "substitute": True}})  # fmt: skip
+    rows = {"Text": ["It was boring .", "Nothing much here ."], "Sentiment": ["Negative", "Positive"]}
+    result = build(config, datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
+    plan = result.records[0].plans[0]
+    retrieved = [c for c in plan.candidates if c.generator == "retrieved:demonstrations"]
+    assert [c.segments["text"] for c in retrieved] == ["It was great ."] and retrieved[0].sample_index == 2
+    assert plan.best is retrieved[0]  # the LLM's "fine" does not flip; people's "great" does
+    assert not [c for c in result.records[1].plans[0].candidates if c.generator.startswith("retrieved")]  # no match
+
+
+def test_the_change_prior_moves_rationales_to_words_people_change():
+    from cda.explain.prior import ChangePrior, change_counts
+
+    counts = change_counts([("a dull film", "a great film", "Negative"), ("a dull plot", "a tight plot", "Negative"),
+                            ("the film was good", "the film was bad", "Positive")])  # fmt: skip
+    assert counts["Negative"]["dull"] == (2, 2) and counts["Negative"]["film"] == (0, 1)
+    prior = ChangePrior.from_counts(counts)
+    assert prior.rate("dull", "Negative") > prior.rate("film", "Negative") > 0
+    assert prior.rate("unseen", "Negative") == prior.base
+
+
+def test_explain_weighs_attribution_by_the_prior():
+    from cda.config import ExplainConfig, PairsConfig, PriorConfig, TaskConfig
+    from cda.explain.prior import ChangePrior
+    from cda.explain.spans import SpanSelector
+    from cda.protocols import Attribution, TokenScore
+
+    task = TaskConfig(segments={"text": "Text"}, label_column="y", labels=["Negative", "Positive"])
+    text = "The summer movie was dull"
+    # The classifier's gradient favours "summer"; people change "dull".
+    scores = [TokenScore("text", 4, 10, 1.0), TokenScore("text", 11, 16, 0.2), TokenScore("text", 21, 25, 0.6)]
+    attribution = Attribution("Negative", scores, {"text": len(text)})
+    settings = dict(words="all", top_fraction=1.0, min_score=0.5, max_spans=1)
+    plain = SpanSelector(ExplainConfig(**settings), task)
+    assert [s.text for s in plain.spans({"text": text}, attribution)] == ["summer"]
+    prior = ChangePrior.from_counts({"Negative": {"dull": (8, 10), "summer": (0, 10), "movie": (0, 40)}})
+    config = ExplainConfig(**settings, prior=PriorConfig(pairs=PairsConfig(path="p.tsv", key="id")))
+    spans, spare = SpanSelector(config, task, prior=prior).ranked({"text": text}, attribution)
+    assert [s.text for s in spans] == ["dull"] and [s.text for s in spare] == []  # "summer" now scores too low
+
+
+def test_edit_select_is_refused_with_the_ray_executor():
+    base = {"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]}}
+    with pytest.raises(ConfigError, match="edit.select needs the local executor"):
+        config_from_dict({**base, "edit": {"select": {"limit": 3}}, "executor": "ray"})
+    assert config_from_dict({**base, "executor": "ray"}).edit.select.order == "all"
