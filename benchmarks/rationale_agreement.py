@@ -3,11 +3,13 @@
 Kaushik et al.'s pairs say which words a person changed to flip each review: the original's
 side of the word-level alignment (:func:`cda.generate.trained.alignment.changed_regions`).
 For every attribution method and word filter, Explain picks rationale words on the same
-originals with the same classifier; the script reports micro precision (rationale words a
+originals with the same classifier, with and without the word-change prior of other pairs
+(``explain.prior``, ``--prior-weights``); the script reports micro precision (rationale words a
 person changed) and recall (changed words the rationale found), and the time Explain took.
 
     python benchmarks/rationale_agreement.py --config configs/imdb.yaml \\
         --pairs ../shared/data/kaushik-cad/sentiment/dev_paired.tsv --key batch_id \\
+        --prior-pairs ../shared/data/kaushik-cad/sentiment/train_paired.tsv --prior-weights none,1,2,4 \\
         classifier.train.path=../shared/data/kaushik-cad/sentiment/train_paired.tsv
 """
 
@@ -80,6 +82,7 @@ def main() -> None:
         config = base.model_copy(deep=True)
         config.explain.method = method
         config.explain.words = words
+        config.explain.prior = None
         if weight != "none":
             if args.prior_pairs is None:
                 parser.error("--prior-weights other than none need --prior-pairs")

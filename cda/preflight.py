@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from cda.config import Config
+from cda.config import Config, PairsConfig
 from cda.errors import CdaError
 
 # What a cda build output folder holds: a folder with these may be replaced by a rerun.
@@ -136,6 +136,27 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
         if pairs is not None:
             _file(pairs.path, "generator.train.pairs.path")
             _file(pairs.originals, "generator.train.pairs.originals")
+    sections = {"explain.prior.pairs": config.explain.prior.pairs if config.explain.prior is not None and "explain" in stages else None,
+                "generate.demonstrations.pairs": config.generate.demonstrations.pairs
+                if config.generate.demonstrations is not None and "generate" in stages else None}  # fmt: skip
+    for key, spec in sections.items():
+        if spec is not None:
+            _pairs(spec, key, config)
+
+
+def _pairs(spec: PairsConfig, key: str, config: Config) -> None:
+    """A pairs file exists, has the task's columns and the key column (read now: it is small)."""
+    from cda.config import DataConfig
+    from cda.data import load_table
+
+    _file(spec.path, f"{key}.path")
+    _file(spec.originals, f"{key}.originals")
+    columns = load_table(DataConfig(path=spec.path)).column_names
+    needed = [*config.task.segments.values(), config.task.label_column, *([spec.key] if spec.key else [])]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise PreflightError(f"{key}.path {spec.path!r} lacks column(s) {missing}; it has {columns} "
+                             f"(the task's columns, plus {key}.key)")  # fmt: skip
 
 
 def check_hub(config: Config) -> None:

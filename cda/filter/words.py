@@ -8,8 +8,9 @@ scale: 1.0 is once per hundred million words; an invented word is 0) fails, and 
 word that is more than ``foreign_margin`` more common in Italian, Spanish, French, German,
 Portuguese or Dutch than in English while rare in English ("bellissimo": 1.7 in English,
 4.7 in Italian). Rare real words people write ("monotonously" 1.8, "crappiest" 1.8) pass.
-Tokens with digits or punctuation are not judged, nor the words of an entity swapped in by the
-``entity_swap`` strategy.
+A token with digits or punctuation is judged by its runs of letters ("JFREY-2017" by "JFREY",
+"Very**Many**thing" by its three words); the words of an entity swapped in by the
+``entity_swap`` strategy are not judged.
 
 Examples:
     >>> WordsCheck().check("A dull film.", "A bellissimo film.").reason
@@ -22,6 +23,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Sequence
 
@@ -36,11 +38,14 @@ NAME = "words"
 
 
 def added_words(original: str, edited: str) -> list[str]:
-    """Alphabetic tokens of ``edited`` beyond those of ``original`` (a multiset difference), in order.
+    """The words of tokens of ``edited`` beyond those of ``original`` (a multiset difference), in
+    order: an alphabetic token, or the runs of letters of one with digits or punctuation.
 
     Examples:
         >>> added_words("It was bad, so bad.", "It was good, so bad!")
         ['good']
+        >>> added_words("It was bad.", "It was JFREY-2017_1 so-so.")
+        ['JFREY', 'so', 'so']
     """
     left = Counter(tokenize(original))
     out = []
@@ -49,7 +54,12 @@ def added_words(original: str, edited: str) -> list[str]:
             left[token] -= 1
         elif token.isalpha():
             out.append(token)
+        else:
+            out += [run for run in _LETTERS.findall(token) if len(run) > 1]
     return out
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 # Languages a small multilingual model drifts into; a word much more common in one is foreign.

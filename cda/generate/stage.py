@@ -241,9 +241,9 @@ class GenerateStage:
                 bar.update(len(prompts))
 
         # 3. Candidates, parse failures included (and the pool's replacements, with demonstrations.substitute).
-        substitute = self.demonstrations is not None and config.generate.demonstrations is not None and config.generate.demonstrations.substitute
+        demos = config.generate.demonstrations
         for record, plan, prompt in work:
-            if substitute:
+            if self.demonstrations is not None and demos is not None and demos.substitute:
                 plan.candidates.extend(substitution_candidates(self.demonstrations, record, plan, config.edit.blank, sampling.n))
             generation = outputs[prompt]
             base = {"prompt": prompt, "generator": self.generator.name, "prompt_template": template.name}

@@ -146,15 +146,17 @@ def test_json_schema_is_followed(generator):
 
 
 @pytest.mark.parametrize("generator", BACKENDS, indirect=True)
-def test_answer_regex_makes_every_infill_sample_parse(generator):
+@pytest.mark.parametrize("max_words", [None, 2])
+def test_answer_regex_makes_every_infill_sample_parse(generator, max_words):
     prompt = "Change the review to positive. Fill each blank.\nText: The [BLANK1] film had [BLANK2] acting.\nAnswer:"
-    regex = infill_answer_regex(2)
+    regex = infill_answer_regex(2, max_words=max_words)  # max_words: letters only, a few words (non-ASCII range too)
     out = generator.generate([prompt], SamplingSettings(n=4, max_new_tokens=40, seed=3, regex=regex))
     assert out[0].error is None and len(out[0].texts) == 4
     for text in out[0].texts:
         assert re.fullmatch(regex, text), text
         values, error = parse_infill(text, 2)
         assert error is None and all(values)
+        assert max_words is None or all(len(v.split()) <= max_words for v in values)
 
 
 @pytest.mark.parametrize("generator", BACKENDS, indirect=True)

@@ -237,3 +237,17 @@ def test_edit_select_is_refused_with_the_ray_executor():
     with pytest.raises(ConfigError, match="edit.select needs the local executor"):
         config_from_dict({**base, "edit": {"select": {"limit": 3}}, "executor": "ray"})
     assert config_from_dict({**base, "executor": "ray"}).edit.select.order == "all"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("generate.demonstrations={pairs: {path: demo/nope.tsv, key: batch_id}}", "generate.demonstrations.pairs.path 'demo/nope.tsv' does not exist"),
+    ("explain.prior={pairs: {path: demo/imdb_pairs.tsv, key: pair}}", "lacks column(s) ['pair']"),
+])  # fmt: skip
+def test_a_bad_pairs_file_is_a_one_line_error_before_any_model(root, monkeypatch, override, message):
+    from typer.testing import CliRunner
+
+    from cda.cli import app
+
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["build", "--config", "configs/imdb.yaml", "--dry-run", override])
+    assert result.exit_code == 2 and message in result.output

@@ -1,0 +1,46 @@
+"""Search rounds, retrieved demonstrations and the change prior on the real models (MiniLM, SmolLM2, spaCy)."""
+
+import json
+
+import datasets
+import pytest
+from typer.testing import CliRunner
+
+from cda.cli import app
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+PAIRS = "{path: demo/imdb_pairs.tsv, key: batch_id, limit: 60}"
+
+
+def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(root)
+    out = tmp_path / "out"
+    result = runner.invoke(app, [
+        "build", "--config", "configs/imdb.yaml", "--limit", "4", "--output", str(out),
+        "classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=24", "generate.backend=transformers",
+        "generate.template=infill.v2", f"generate.demonstrations={{pairs: {PAIRS}, k: 3, substitute: true}}",
+        f"explain.prior={{pairs: {PAIRS}, weight: 2}}", "search.rounds=2", "search.add_spans=1",
+        "filter.checks.fluency=null",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    audit = datasets.load_from_disk(str(out / "audit"))
+    assert summary["rounds"]["1"]["plans"] == 4
+    generated = [row for row in audit if row["generator"] != "retrieved:demonstrations" and row["prompt"]]
+    # Every prompt shows people's edits (the pool of 60 pairs has edits in both directions).
+    assert generated and all("People made changes like these:" in row["prompt"] for row in generated)
+    retrieved = [row for row in audit if row["generator"] == "retrieved:demonstrations"]
+    for row in retrieved:  # the pool's replacements go into the blanks; nothing else changes
+        assert row["parsed"] != row["segments"]["text"] and row["error"] is None
+    # A round 2 plans again exactly the originals round 1 left without a counterfactual, with a mask at least as wide.
+    first = {(r["original_index"], r["target_label"]) for r in audit if r["round"] == 1}
+    solved = {(r["original_index"], r["target_label"]) for r in audit if r["round"] == 1 and r["selected"]}
+    second = {(r["original_index"], r["target_label"]) for r in audit if r["round"] == 2}
+    assert second == first - solved
+    assert summary["rounds"].get("2", {"plans": 0})["plans"] == len(second)
+    spans = {(r["original_index"], r["round"]): len(json.loads(r["spans"])) for r in audit}
+    assert all(spans[(i, 2)] >= spans[(i, 1)] for i, _ in second)
+    ds = datasets.load_from_disk(str(out / "dataset"))
+    assert set(ds.filter(lambda r: r["cda_is_counterfactual"])["cda_round"]) <= {1, 2}
