@@ -147,6 +147,8 @@ class Demonstration(BaseModel, frozen=True):
     new: str
     context: str = ""
     origin: str = "pairs"
+    # Which text the edit was made in (a hash): a plan never gets the edits of its own text's pair.
+    source_id: str = ""
 
 
 class EditPlan(BaseModel):

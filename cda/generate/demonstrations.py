@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
@@ -126,6 +127,18 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def text_id(text: str) -> str:
+    """A short hash of a text (whitespace-normalised): which text an edit was made in.
+
+    Examples:
+        >>> text_id("A  dull film.") == text_id("A dull film.")
+        True
+    """
+    import hashlib
+
+    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
+
+
 def edits_of(original: str, edited: str, source: str, target: str, origin: str, max_words: int) -> list[Demonstration]:
     """The word-level edits from ``original`` to ``edited`` as demonstrations (at most ``max_words``
     words on either side, letters on both sides, not a change of case or punctuation only).
@@ -135,7 +148,7 @@ def edits_of(original: str, edited: str, source: str, target: str, origin: str, 
         ...                                              "Negative", "Positive", "pairs", 4)]
         [('dull', 'gripping', 'It was a [BLANK1] film.')]
     """
-    out = []
+    out, source_id = [], text_id(original)
     for region in changed_regions(original, edited):
         old, new = region.old.strip(), region.new.strip()
         if not (_WORD.search(old) and _WORD.search(new)) or old.lower() == new.lower():
@@ -144,7 +157,8 @@ def edits_of(original: str, edited: str, source: str, target: str, origin: str, 
             continue
         span = Span(segment="", start=region.start, end=region.end)
         context = masked_window(original, [span], "[BLANK{i}]", CONTEXT_WORDS)
-        out.append(Demonstration(source_label=source, target_label=target, old=old, new=new, context=context, origin=origin))
+        out.append(Demonstration(source_label=source, target_label=target, old=old, new=new, context=context,
+                                 origin=origin, source_id=source_id))  # fmt: skip
     return out
 
 
@@ -160,8 +174,9 @@ class DemonstrationPool:
         self.items: list[Demonstration] = []
         self._vectors: list[np.ndarray] = []
         self._seen: set[tuple[str, str, str, str]] = set()
-        # How many times each (direction, old, new) edit was added: the most common replacement wins.
-        self._count: dict[tuple[str, str, str, str], int] = {}
+        # How many times each (direction, old, new) edit was added, per source text: the most common
+        # replacement wins, not counting the plan's own text.
+        self._count: dict[tuple[str, str, str, str], Counter[str]] = {}
         self._by_old: dict[tuple[str, str, str], list[int]] = {}
 
     def __len__(self) -> int:
@@ -175,7 +190,7 @@ class DemonstrationPool:
         fresh, rows = [], []
         for i, d in enumerate(demonstrations):
             key = (d.source_label, d.target_label, d.old.lower(), d.new.lower())
-            self._count[key] = self._count.get(key, 0) + 1
+            self._count.setdefault(key, Counter())[d.source_id] += 1
             if key not in self._seen:
                 self._by_old.setdefault(key[:3], []).append(len(self.items) + len(fresh))
                 self._seen.add(key)
@@ -188,9 +203,15 @@ class DemonstrationPool:
         self._vectors.append(np.asarray(embedded, dtype=np.float32))
         return len(fresh)
 
-    def replacement(self, source: str, target: str, old: str) -> Demonstration | None:
+    def _uses(self, i: int, exclude: str | None) -> int:
+        """How often the edit of item ``i`` was made in texts other than ``exclude``."""
+        d = self.items[i]
+        counts = self._count[(d.source_label, d.target_label, d.old.lower(), d.new.lower())]
+        return sum(counts.values()) - (counts.get(exclude, 0) if exclude else 0)
+
+    def replacement(self, source: str, target: str, old: str, exclude: str | None = None) -> Demonstration | None:
         """The edit people made most often to exactly these ``old`` words (case aside) in this
-        direction, or ``None`` (ties: the one added first).
+        direction, in texts other than ``exclude`` (a :func:`text_id`), or ``None`` (ties: the one added first).
 
         Examples:
             >>> pool = DemonstrationPool(WordOverlapEncoder())
@@ -199,16 +220,18 @@ class DemonstrationPool:
             >>> pool.replacement("Negative", "Positive", "Bad").new, pool.replacement("Positive", "Negative", "bad")
             ('great', None)
         """
-        found = self._by_old.get((source, target, old.lower()), [])
+        found = [i for i in self._by_old.get((source, target, old.lower()), []) if self._uses(i, exclude) > 0]
         if not found:
             return None
-        count = lambda i: self._count[(source, target, old.lower(), self.items[i].new.lower())]  # noqa: E731
-        return self.items[max(found, key=lambda i: (count(i), -i))]
+        return self.items[max(found, key=lambda i: (self._uses(i, exclude), -i))]
 
-    def retrieve(self, source: str, target: str, queries: Sequence[str], k: int) -> list[Demonstration]:
+    def retrieve(
+        self, source: str, target: str, queries: Sequence[str], k: int, exclude: str | None = None
+    ) -> list[Demonstration]:
         """The ``k`` edits from ``source`` to ``target`` whose old words are most like the ``queries``
         (the plan's blanked words), taking the best match of each query in turn; an edit whose
-        new words are a query's own words is left out (it would tell the model to change nothing)."""
+        new words are a query's own words is left out (it would tell the model to change nothing),
+        and so is an edit made only in the text ``exclude`` (a :func:`text_id`: the plan's own)."""
         direction = [i for i, d in enumerate(self.items) if d.source_label == source and d.target_label == target]
         if not direction or not queries:
             return []
@@ -223,7 +246,8 @@ class DemonstrationPool:
                 while positions[j] < len(order):
                     d = self.items[direction[order[positions[j]]]]
                     positions[j] += 1
-                    if d.new.lower() not in own and (d.old.lower(), d.new.lower()) not in seen:
+                    usable = d.new.lower() not in own and (d.old.lower(), d.new.lower()) not in seen
+                    if usable and self._uses(direction[order[positions[j] - 1]], exclude) > 0:
                         seen.add((d.old.lower(), d.new.lower()))
                         picked.append(d)
                         break
@@ -246,7 +270,7 @@ def pool_from_config(config: "Config", cache: "Cache", encoder: Encoder | None =
     demos: list[Demonstration] = []
     for original, revised, target, segment in read_pairs(settings.pairs, config, "generate.demonstrations.pairs"):
         demos += edits_of(original.segments[segment], revised[segment], original.label, target, "pairs", settings.max_words)
-    key = cache.key("demonstrations", {"encoder": pool.encoder.name, "items": [d.model_dump() for d in demos], "version": 1})
+    key = cache.key("demonstrations", {"encoder": pool.encoder.name, "items": [d.model_dump() for d in demos], "version": 2})
     hit = cache.folder(key)
     if hit is not None:
         pool.add(demos, np.load(hit / "vectors.npy"))
@@ -287,4 +311,4 @@ def retrieve_for(pool: DemonstrationPool | None, record: Record, plan: EditPlan,
     if pool is None or not plan.spans:
         return []
     queries = [span.text or record.span_text(span) for span in plan.spans]
-    return pool.retrieve(record.label, plan.target_label, queries, k)
+    return pool.retrieve(record.label, plan.target_label, queries, k, exclude=text_id(record.segments[plan.segment]))

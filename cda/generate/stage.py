@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from cda.cache import Cache
 from cda.config import Config
 from cda.edit.strategies import NO_SPANS_ERROR, make_strategy
-from cda.generate.demonstrations import retrieve_for
+from cda.generate.demonstrations import retrieve_for, text_id
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
 from cda.records import Candidate, EditPlan, Record
@@ -93,7 +93,8 @@ def substitution_candidates(
         return []
     text = record.segments[plan.segment]
     olds = [span.text or text[span.start : span.end] for span in plan.spans]
-    found = [pool.replacement(record.label, plan.target_label, old) for old in olds]
+    own = text_id(text)  # never the human edit of this very text (when the pairs hold its pair)
+    found = [pool.replacement(record.label, plan.target_label, old, exclude=own) for old in olds]
     if not any(found):
         return []
     values = [d.new if d is not None else old for d, old in zip(found, olds)]

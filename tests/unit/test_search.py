@@ -251,3 +251,18 @@ def test_a_bad_pairs_file_is_a_one_line_error_before_any_model(root, monkeypatch
     monkeypatch.chdir(root)
     result = CliRunner().invoke(app, ["build", "--config", "configs/imdb.yaml", "--dry-run", override])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_plan_never_gets_the_human_edit_of_its_own_text():
+    from cda.generate.demonstrations import text_id
+    from cda.generate.stage import substitution_candidates
+
+    own = "It was dull ."
+    pool = DemonstrationPool(WordOverlapEncoder())
+    pool.add(edits_of(own, "It was gripping .", "Negative", "Positive", "pairs", 4)
+             + edits_of("A dull plot .", "A tight plot .", "Negative", "Positive", "pairs", 4))  # fmt: skip
+    record = Record(index=0, segments={"text": own}, label="Negative")
+    plan = EditPlan(target_label="Positive", segment="text", spans=[Span(segment="text", start=7, end=11, text="dull")])
+    assert [d.new for d in retrieve_for(pool, record, plan, k=4)] == ["tight"]
+    assert [c.segments["text"] for c in substitution_candidates(pool, record, plan, "[BLANK{i}]", 2)] == ["It was tight ."]
+    assert pool.replacement("Negative", "Positive", "dull", exclude=text_id("A dull plot .")).new == "gripping"
