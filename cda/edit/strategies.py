@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from cda.edit.plans import fill_blanks, make_plans, mask_segment, merge_spans
 from pydantic import Field
 
+from cda.edit.plans import fill_blanks, make_plans, mask_segment, merge_spans
 from cda.records import Candidate, EditPlan, Record
 from cda.registry import ComponentSettings, edit_strategies
 
