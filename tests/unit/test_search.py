@@ -135,27 +135,28 @@ def test_retrieval_keeps_to_the_direction_and_skips_the_plans_own_words():
     assert retrieve_for(pool, record, EditPlan(target_label="Positive", segment="text"), k=2) == []  # no spans
 
 
-def test_prompts_show_retrieved_demonstrations_and_later_rounds_add_the_runs_own(tmp_path):
+def _run_with_pool(tmp_path, generator, pool, texts, n):
+    """Three rounds on Negative ``texts``, demonstrations from ``pool`` (and the run's own)."""
+    config = _config(tmp_path, search={"rounds": 3, "add_spans": 0},
+                     generate={"n": n, "template": "infill.v2", "demonstrations": {"from_run": True, "k": 2}})
+    rows = {"Text": texts, "Sentiment": ["Negative"] * len(texts)}
+    return build(config, datasets.Dataset.from_dict(rows),
+                 components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
+
+
+def test_prompts_show_retrieved_demonstrations(tmp_path):
     pool = DemonstrationPool(WordOverlapEncoder())
     pool.add([Demonstration(source_label="Negative", target_label="Positive", old="boring", new="gripping",
                             context="A bad , [BLANK1] plot")])  # fmt: skip
-    generator = SeedGenerator("fine", "great")
-    config = _config(tmp_path, search={"rounds": 3, "add_spans": 0},
-                     generate={"n": 2, "template": "infill.v2", "demonstrations": {"from_run": True, "k": 2}})
-    rows = {"Text": ["It was boring .", "So dull here ."], "Sentiment": ["Negative", "Negative"]}
-    result = build(config, datasets.Dataset.from_dict(rows),
-                   components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
+    result = _run_with_pool(tmp_path, SeedGenerator("fine", "great"), pool, ["It was boring .", "So dull here ."], n=2)
     first = result.records[0].plans[0]
     assert [(d.old, d.new) for d in first.demonstrations] == [("boring", "gripping")]
     assert '"boring" -> "gripping"' in first.candidates[0].prompt
     assert "Text: A bad , [BLANK1] plot" in first.candidates[0].prompt  # the worked example is the demonstration
-    # Round 2 flipped both ("great"); nothing is left for round 3, and the pool now holds the run's edits.
-    assert [p.round for p in result.records[1].plans] == [1, 2]
-    assert {(d.old, d.new, d.origin) for d in pool.items} >= {("boring", "gripping", "pairs")}
+    assert [p.round for p in result.records[1].plans] == [1, 2]  # round 2 flipped it ("great"): no round 3
 
 
 def test_round_three_sees_the_edits_accepted_in_round_two(tmp_path):
-    pool = DemonstrationPool(WordOverlapEncoder())
     class PerRecord(SeedGenerator):
         def generate(self, prompts, sampling):
             out = super().generate(prompts, sampling)
@@ -163,13 +164,9 @@ def test_round_three_sees_the_edits_accepted_in_round_two(tmp_path):
                 out = [out[0]] + [Generation([g.texts[0].replace("great", "fine")] * sampling.n) for g in out[1:]]
             return out
 
-    generator = PerRecord("fine", "great")
-    config = _config(tmp_path, search={"rounds": 3, "add_spans": 0},
-                     generate={"n": 1, "template": "infill.v2", "demonstrations": {"from_run": True, "k": 2}})
-    rows = {"Text": ["It was dull .", "So dull here ."], "Sentiment": ["Negative", "Negative"]}
-    result = build(config, datasets.Dataset.from_dict(rows),
-                   components=Components(FakeClassifier(), generator, demonstrations=pool))  # fmt: skip
-    third = [p for p in result.records[1].plans if p.round == 3][0]
+    pool = DemonstrationPool(WordOverlapEncoder())
+    result = _run_with_pool(tmp_path, PerRecord("fine", "great"), pool, ["It was dull .", "So dull here ."], n=1)
+    third = next(p for p in result.records[1].plans if p.round == 3)
     assert [(d.old, d.new, d.origin) for d in third.demonstrations] == [("dull", "great", "run")]
     assert '"dull" -> "great"' in third.candidates[0].prompt
 
