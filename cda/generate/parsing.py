@@ -241,16 +241,19 @@ def infill_answer_regex(n_blanks: int, blank: str = "[BLANK{i}]", max_words: int
         False
         >>> bool(re.fullmatch(infill_answer_regex(1, max_words=2), "[BLANK1]: not at all good"))
         False
-        >>> [bool(re.fullmatch(infill_answer_regex(1, max_words=3), "[BLANK1]: " + v)) for v in ["isn't so-so", "JFREY_2017"]]
-        [True, False]
+        >>> [bool(re.fullmatch(infill_answer_regex(1, max_words=3), "[BLANK1]: " + v))
+        ...  for v in ["isn't so-so", "JFREY_2017", "unintentionally", "isgirlisplayinggames"]]
+        [True, False, True, False]
     """
     # No brackets (another blank), no sentence punctuation (a replacement is a word or phrase,
     # and without commas a small model cannot string a list of alternatives onto one line).
     value = r"[^\s\[\],;.!?][^\n\[\],;.!?]{0,%d}" % (MAX_ANSWER_CHARS - 1)
     if max_words is not None:  # a few words (people flip a label by changing few) of letters,
         # apostrophes and hyphens: no digits, quotes or underscores to glue nonsense together
-        letters = "A-Za-z\u00c0-\u024f"  # Latin letters, accented ones too (the characters themselves)
-        word = "[%s][%s'-]{0,%d}" % (letters, letters, MAX_ANSWER_CHARS // 2 - 1)
+        # Latin letters, accented ones too (the characters themselves); at most 15 a word, else a
+        # model held to few words glues them together ("playsocceroutside").
+        letters = "A-Za-z\u00c0-\u024f"
+        word = "[%s][%s'-]{0,14}" % (letters, letters)
         value = r"%s( %s){0,%d}" % (word, word, max_words - 1)
     return "\n".join(re.escape(blank.format(i=k)) + ": " + value for k in range(1, n_blanks + 1))
 
