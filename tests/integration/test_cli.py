@@ -25,12 +25,13 @@ def test_build_writes_a_loadable_dataset_with_provenance(root, tmp_path):
     assert result.exit_code == 0, result.output
     ds = datasets.load_from_disk(str(out / "dataset"))
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["originals"] == 3 and summary["candidates"] == 3 * 2
+    audit = datasets.load_from_disk(str(out / "audit"))
+    retrieved = sum(row["generator"] == "retrieved:demonstrations" for row in audit)  # people's replacements (substitute)
+    assert summary["originals"] == 3 and summary["candidates"] == 3 * 2 + retrieved and retrieved <= 3
     assert len(ds) == 3 + summary["counterfactuals"]
     assert ds[:3]["Text"] == load_table(DataConfig(path=str(root / "demo/imdb_sample.tsv")))[:3]["Text"]  # unchanged
     assert ds.column_names[:3] == ["Sentiment", "Text", "batch_id"]
     assert {"cda_is_counterfactual", "cda_original_index", "cda_generator", "cda_checks"} <= set(ds.column_names)
-    audit = datasets.load_from_disk(str(out / "audit"))
     assert len(audit) == summary["candidates"]
     assert all(row["drop_reason"] or row["accepted"] for row in audit)
     assert summary["generator"] and summary["generator"] in (out / "README.md").read_text()
