@@ -173,6 +173,7 @@ class DemonstrationPool:
         self.encoder = encoder
         self.items: list[Demonstration] = []
         self._vectors: list[np.ndarray] = []
+        self._directions: dict[tuple[str, str, int], tuple[list[int], np.ndarray]] = {}
         self._seen: set[tuple[str, str, str, str]] = set()
         # How many times each (direction, old, new) edit was added, per source text: the most common
         # replacement wins, not counting the plan's own text.
@@ -203,6 +204,17 @@ class DemonstrationPool:
         self._vectors.append(np.asarray(embedded, dtype=np.float32))
         return len(fresh)
 
+    def _direction(self, source: str, target: str) -> tuple[list[int], np.ndarray]:
+        """The items from ``source`` to ``target`` and their vectors, built once per pool size
+        (a run retrieves for every plan; the pool changes only between rounds)."""
+        key = (source, target, len(self.items))
+        if key not in self._directions:
+            rows = [i for i, d in enumerate(self.items) if d.source_label == source and d.target_label == target]
+            matrix = np.concatenate(self._vectors)[rows] if rows else np.zeros((0, 1), dtype=np.float32)
+            self._directions = {k: v for k, v in self._directions.items() if k[2] == len(self.items)}
+            self._directions[key] = (rows, matrix)
+        return self._directions[key]
+
     def _uses(self, i: int, exclude: str | None) -> int:
         """How often the edit of item ``i`` was made in texts other than ``exclude``."""
         d = self.items[i]
@@ -232,10 +244,9 @@ class DemonstrationPool:
         (the plan's blanked words), taking the best match of each query in turn; an edit whose
         new words are a query's own words is left out (it would tell the model to change nothing),
         and so is an edit made only in the text ``exclude`` (a :func:`text_id`: the plan's own)."""
-        direction = [i for i, d in enumerate(self.items) if d.source_label == source and d.target_label == target]
+        direction, matrix = self._direction(source, target)
         if not direction or not queries:
             return []
-        matrix = np.concatenate(self._vectors)[direction]
         ranked = [list(np.argsort(-(matrix @ q), kind="stable")) for q in self.encoder.encode(list(queries))]
         own = {q.lower() for q in queries}
         picked: list[Demonstration] = []
@@ -244,10 +255,11 @@ class DemonstrationPool:
         while len(picked) < k and any(p < len(direction) for p in positions):
             for j, order in enumerate(ranked):
                 while positions[j] < len(order):
-                    d = self.items[direction[order[positions[j]]]]
+                    i = direction[order[positions[j]]]
+                    d = self.items[i]
                     positions[j] += 1
                     usable = d.new.lower() not in own and (d.old.lower(), d.new.lower()) not in seen
-                    if usable and self._uses(direction[order[positions[j] - 1]], exclude) > 0:
+                    if usable and self._uses(i, exclude) > 0:
                         seen.add((d.old.lower(), d.new.lower()))
                         picked.append(d)
                         break
