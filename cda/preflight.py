@@ -138,7 +138,8 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
             _file(pairs.originals, "generator.train.pairs.originals")
     sections = {"explain.prior.pairs": config.explain.prior.pairs if config.explain.prior is not None and "explain" in stages else None,
                 "generate.demonstrations.pairs": config.generate.demonstrations.pairs
-                if config.generate.demonstrations is not None and "generate" in stages else None}  # fmt: skip
+                if config.generate.demonstrations is not None and "generate" in stages else None,
+                "edit.strategy.pairs": getattr(config.edit.strategy, "pairs", None) if "edit" in stages else None}  # fmt: skip
     for key, spec in sections.items():
         if spec is not None:
             _pairs(spec, key, config)

@@ -176,6 +176,8 @@ class EditPlan(BaseModel):
     rationale_sentences: list[int] = Field(default_factory=list)
     # Verified edits retrieved for this plan, shown in its prompt (generate.demonstrations).
     demonstrations: list[Demonstration] = Field(default_factory=list)
+    # What a strategy fills the blanks with by rule, one per span (``lexicon``: people's replacements).
+    replacements: list[str] = Field(default_factory=list)
     # The search round that made this plan (1: the first; a later round re-plans a (record, target)
     # whose earlier plans got no accepted candidate, with a wider mask; see cda.search).
     round: int = Field(default=1, ge=1)

@@ -200,7 +200,7 @@ checks: Registry[Any] = Registry(
                                                   "entity_checks"))
 )
 #: Edit strategies: see :class:`cda.edit.strategies.EditStrategy`.
-edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies", "cda.edit.entity_swap"))
+edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies", "cda.edit.entity_swap", "cda.edit.lexicon"))
 #: Executors (where the stages run): ``local``, ``ray``; see :mod:`cda.executors`.
 executors: Registry[Any] = Registry("executor", "executors", ("cda.executors.local", "cda.executors.ray_data"))
 #: Attribution methods: see :class:`cda.explain.methods.AttributionMethod`.

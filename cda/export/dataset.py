@@ -71,7 +71,7 @@ _BOOL, _INT = datasets.Value("bool"), datasets.Value("int64")
 _STRING, _FLOAT = datasets.Value("string"), datasets.Value("float64")
 _SPANS = "JSON list of the rationale spans {segment, start, end, text, score}"
 _CHECKS = "JSON list of the filter checks {name, passed, reason, value}"
-_EDITS = ("JSON list of the entity swaps made by rule (edit.strategy entity_swap) {segment, sentence, start, end, "
+_EDITS = ("JSON list of the edits made by rule (edit.strategy entity_swap: type is the entity's; lexicon: type lexicon) {segment, sentence, start, end, "
           "old, new, type}: offsets of each replaced occurrence in the original (in a list segment: in its sentence)")
 _SENTENCES = "JSON list of the evidence sentences the verdict rests on, most salient first (entity_swap; else [])"
 
@@ -187,24 +187,23 @@ class ExportError(CdaError, ValueError):
     """The records cannot be written into the user's table; the message says why and what is allowed."""
 
 
+def _where(record: Record, span: Span) -> dict:
+    segment, sentence, start, end = record.locate(span)
+    if sentence is None:
+        return {"segment": segment, "start": start, "end": end}
+    return {"segment": segment, "sentence": sentence, "start": start, "end": end}
+
+
 def _spans_json(record: Record, spans: list[Span]) -> str:
-    out = []
-    for s in spans:
-        segment, sentence, start, end = record.locate(s)
-        where = {"segment": segment, "start": start, "end": end} if sentence is None else {
-            "segment": segment, "sentence": sentence, "start": start, "end": end}
-        out.append({**where, "text": s.text or record.span_text(s), "score": s.score})
+    out = [{**_where(record, s), "text": s.text or record.span_text(s), "score": s.score} for s in spans]
     return json.dumps(out, ensure_ascii=False)
 
 
 def _edits_json(record: Record, plan: EditPlan) -> str:
-    out = []
-    for sub in plan.substitutions:
-        for span in sub.spans:
-            segment, sentence, start, end = record.locate(span)
-            where = {"segment": segment, "start": start, "end": end} if sentence is None else {
-                "segment": segment, "sentence": sentence, "start": start, "end": end}
-            out.append({**where, "old": span.text, "new": sub.forms.get(span.text, sub.new), "type": sub.type})
+    out = [{**_where(record, span), "old": span.text, "new": sub.forms.get(span.text, sub.new), "type": sub.type}
+           for sub in plan.substitutions for span in sub.spans]  # fmt: skip
+    out += [{**_where(record, span), "old": span.text or record.span_text(span), "new": new.strip(), "type": "lexicon"}
+            for span, new in zip(plan.spans, plan.replacements)]  # fmt: skip
     return json.dumps(out, ensure_ascii=False)
 
 

@@ -1,0 +1,290 @@
+"""The ``lexicon`` edit strategy: replace, by rule, the words people change to flip a label.
+
+Human counterfactual pairs (``edit.strategy.pairs``, e.g. Kaushik et al.'s IMDb train pairs) hold
+thousands of word-level edits per direction: "boring → exciting", "waste → worth", "not worth →
+worth", "2/10 → 8/10". A word people change often (its change rate in the pairs, as
+:mod:`cda.explain.prior` counts it, is at least ``min_rate``) and always to the same few words
+(at least ``min_texts`` different texts chose the same replacement) is a *site*: the strategy
+finds every site of a text (longest phrase first, up to ``phrase_words`` words) and makes one
+candidate with each site replaced by people's most common replacement, in the old word's case,
+without calling the generator (Wang & Culotta 2021 substitute antonyms of causal words; here the
+substitutions are learned from the user's own pairs, per direction). A text with no site is
+planned as ``infill`` (the generator fills the rationale spans), and a lexicon plan that the
+filter rejects becomes, in search round 2, the ``infill`` plan of its rationale spans; later
+rounds widen that mask as ``infill`` does. Candidates made by rule have the generator name
+``rule:lexicon``; the filter judges them like any other (label, words, fluency, ...).
+
+Examples:
+    >>> lexicon = Lexicon.from_pairs([("A dull film, dull.", "A gripping film, gripping.", "Negative", "Positive"),
+    ...                               ("Dull and long.", "Gripping and long.", "Negative", "Positive")])
+    >>> [(s.old, s.new) for s in lexicon.sites("So DULL. Dull, slow.", "Negative", "Positive")]
+    [('DULL', 'GRIPPING'), ('Dull', 'Gripping')]
+    >>> lexicon.sites("So dull.", "Positive", "Negative")
+    []
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+from pydantic import Field
+
+from cda.cache import Cache
+from cda.config import PairsConfig
+from cda.edit.plans import fill_blanks, mask_segment
+from cda.edit.strategies import InfillStrategy
+from cda.explain.prior import ChangePrior, change_counts
+from cda.filter.tokens import tokens_with_offsets
+from cda.records import Candidate, EditPlan, Record, Span
+from cda.registry import edit_strategies
+
+if TYPE_CHECKING:
+    from cda.config import Config
+
+log = logging.getLogger(__name__)
+
+#: The generator name of candidates the lexicon makes.
+LEXICON_GENERATOR = "rule:lexicon"
+
+Key = tuple[str, str, tuple[str, ...]]  # (source label, target label, lower-cased old tokens)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a text holds words people change: ``text[start:end]`` is ``old``, to become ``new``."""
+
+    start: int
+    end: int
+    old: str
+    new: str
+
+
+def _in_case_of(old: str, new: str) -> str:
+    """``new`` in the case of ``old``: all capitals, a capital first letter, or as it is.
+
+    Examples:
+        >>> _in_case_of("DULL", "gripping"), _in_case_of("Dull", "gripping"), _in_case_of("dull", "gripping")
+        ('GRIPPING', 'Gripping', 'gripping')
+    """
+    letters = [ch for ch in old if ch.isalpha()]
+    if len(letters) > 1 and all(ch.isupper() for ch in letters):
+        return new.upper()
+    if old[:1].isupper():
+        return new[:1].upper() + new[1:]
+    return new
+
+
+def _article(word: str) -> str:
+    """``an`` before a vowel letter, else ``a`` (by spelling: "a unique", "an hour" come out wrong).
+
+    Examples:
+        >>> _article("exciting"), _article("dull")
+        ('an', 'a')
+    """
+    return "an" if word.strip()[:1].lower() in ("a", "e", "i", "o", "u") else "a"
+
+
+def _canonical(old: str, new: str) -> str:
+    """``new`` as it would read after a lower-case ``old`` (a capital only because it began a sentence goes)."""
+    if old[:1].isupper() and new[:1].isupper() and not new.isupper():
+        return new[:1].lower() + new[1:]
+    return new
+
+
+class Lexicon:
+    """People's replacements per direction and old words, counted by the texts that made them,
+    and the rate at which people changed each word (a :class:`~cda.explain.prior.ChangePrior`).
+
+    Args:
+        replacements: ``(source, target, old tokens) -> {new: ids of the texts that made it}``.
+        prior: the words' change rates in the same pairs.
+        phrase_words: the longest old phrase looked for, in tokens.
+    """
+
+    def __init__(self, replacements: dict[Key, dict[str, set[str]]], prior: ChangePrior, phrase_words: int = 3) -> None:
+        self.replacements = replacements
+        self.prior = prior
+        self.phrase_words = phrase_words
+
+    def __len__(self) -> int:
+        return len(self.replacements)
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str, str, str]], phrase_words: int = 3, smoothing: float = 2.0) -> "Lexicon":
+        """The lexicon of ``(original, revised, source label, target label)`` pairs: their word-level
+        edits of at most ``phrase_words`` words on either side (:func:`~cda.generate.demonstrations.edits_of`)."""
+        from cda.generate.demonstrations import edits_of
+
+        pairs = list(pairs)
+        replacements: dict[Key, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for original, revised, source, target in pairs:
+            for edit in edits_of(original, revised, source, target, "pairs", phrase_words):
+                old = tuple(t.text.lower() for t in tokens_with_offsets(edit.old))
+                replacements[(source, target, old)][_canonical(edit.old, edit.new)].add(edit.source_id)
+        prior = ChangePrior.from_counts(change_counts([(o, r, s) for o, r, s, _ in pairs]), smoothing)
+        return cls({k: dict(v) for k, v in replacements.items()}, prior, phrase_words)
+
+    def as_json(self) -> dict:
+        """The lexicon as JSON (:meth:`from_json` reads it back)."""
+        rows = [[*key[:2], list(key[2]), {new: sorted(ids) for new, ids in made.items()}] for key, made in self.replacements.items()]
+        return {"replacements": rows, "prior": self.prior.as_json(), "phrase_words": self.phrase_words}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Lexicon":
+        """The lexicon :meth:`as_json` wrote.
+
+        Examples:
+            >>> lexicon = Lexicon.from_pairs([("A dull film.", "A fine film.", "Negative", "Positive")])
+            >>> Lexicon.from_json(lexicon.as_json()).replacements == lexicon.replacements
+            True
+        """
+        replacements = {(s, t, tuple(old)): {new: set(ids) for new, ids in made.items()} for s, t, old, made in data["replacements"]}
+        prior = data["prior"]
+        return cls(replacements, ChangePrior(prior["rates"], prior["overall"], prior["base"]), data["phrase_words"])
+
+    def replacement(self, source: str, target: str, old: tuple[str, ...], min_texts: int = 2, exclude: str | None = None) -> str | None:
+        """The replacement most texts (other than ``exclude``, a :func:`~cda.generate.demonstrations.text_id`)
+        made for these lower-cased ``old`` tokens, if at least ``min_texts`` made it (ties: alphabetical).
+
+        Examples:
+            >>> lexicon = Lexicon({("Negative", "Positive", ("bad",)): {"good": {"a", "b"}, "great": {"c"}}},
+            ...                   ChangePrior({}, {}, 1.0))
+            >>> lexicon.replacement("Negative", "Positive", ("bad",)), lexicon.replacement("Negative", "Positive", ("bad",), 3)
+            ('good', None)
+        """
+        made = self.replacements.get((source, target, old))
+        if not made:
+            return None
+        counts = Counter({new: len(ids - {exclude}) for new, ids in made.items()})
+        best = min(counts, key=lambda new: (-counts[new], new))
+        return best if counts[best] >= min_texts else None
+
+    def sites(
+        self, text: str, source: str, target: str, min_texts: int = 2, min_rate: float = 0.4, exclude: str | None = None
+    ) -> list[Site]:
+        """Every site of ``text`` for an edit from ``source`` to ``target``, in text order, none
+        overlapping: the longest phrase with a replacement wins, and one of its words must have
+        been changed by people at a rate of at least ``min_rate`` in ``source`` texts."""
+        tokens = tokens_with_offsets(text)
+        lowered = [t.text.lower() for t in tokens]
+        out: list[Site] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self.phrase_words, len(tokens) - i), 0, -1):
+                old = tuple(lowered[i : i + n])
+                new = self.replacement(source, target, old, min_texts, exclude)
+                words = [w for w in old if any(ch.isalnum() for ch in w)]
+                if new is None or not words or max(self.prior.rate(w, source) for w in words) < min_rate:
+                    continue
+                start, end = tokens[i].start, tokens[i + n - 1].end
+                new = _in_case_of(text[start:end], new)
+                if start > 0 and text[start - 1].isalnum() and new[:1].isalnum():
+                    new = " " + new  # "n't" of "didn't" -> "did so", not "didso"
+                free = i > 0 and (not out or out[-1].end <= tokens[i - 1].start)
+                if free and lowered[i - 1] in ("a", "an") and _article(new) != lowered[i - 1]:
+                    # "a boring film" -> "an exciting film": the article joins the site
+                    new = _in_case_of(tokens[i - 1].text, _article(new)) + text[tokens[i - 1].end : start] + new
+                    start = tokens[i - 1].start
+                out.append(Site(start, end, text[start:end], new))
+                i += n
+                break
+            else:
+                i += 1
+        return out
+
+
+_LOADED: dict[str, Lexicon] = {}
+
+
+def lexicon_for(pairs: PairsConfig, config: "Config", phrase_words: int, where: str = "edit.strategy.pairs") -> Lexicon:
+    """The lexicon of a pairs file (built once per process and file version)."""
+    from cda.generate.pairs import read_pairs
+
+    quads = [(o.segments[s], revised[s], o.label, target) for o, revised, target, s in read_pairs(pairs, config, where)]
+    cache = Cache(config.resolved_cache_dir())
+    key = cache.key("lexicon", {"pairs": quads, "phrase_words": phrase_words, "version": 1})
+    if key not in _LOADED:
+        stored = cache.get_json(key)
+        if stored is None:
+            lexicon = Lexicon.from_pairs(quads, phrase_words)
+            cache.put_json(key, lexicon.as_json())
+        else:
+            lexicon = Lexicon.from_json(stored)
+        _LOADED[key] = lexicon
+        log.info("lexicon: %d (direction, words) with replacements from %s", len(lexicon), pairs.path)
+    return _LOADED[key]
+
+
+@edit_strategies.register("lexicon")
+class LexiconStrategy(InfillStrategy):
+    """Replace the words people change (by rule, no generator); ``infill`` where there are none.
+    See the module docstring.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
+        ...     "edit": {"strategy": {"name": "lexicon", "pairs": {"path": "demo/imdb_pairs.tsv", "key": "batch_id"}}}})
+        >>> from cda.edit.strategies import make_strategy
+        >>> strategy = make_strategy(cfg)
+        >>> r = Record(index=0, segments={"text": "A boring, bad film. I would not recommend it."}, label="Negative",
+        ...            spans=[Span(segment="text", start=2, end=8)])
+        >>> plan = strategy.plans(r)[0]
+        >>> plan.masked
+        '[BLANK1], [BLANK2] film. I [BLANK3] it.'
+        >>> [(c.segments["text"], c.generator) for c in strategy.rule_candidates(r, plan)]
+        [('An interesting, good film. I recommend it.', 'rule:lexicon')]
+    """
+
+    class Settings(InfillStrategy.Settings):
+        # Human counterfactual pairs to learn the replacements from (the task's columns).
+        pairs: PairsConfig
+        # The longest old phrase looked for, in words.
+        phrase_words: int = Field(default=3, ge=1, le=8)
+        # A replacement counts when at least this many different texts made it.
+        min_texts: int = Field(default=2, ge=1)
+        # A site needs a word people changed at least this often when it occurred in a source-label text.
+        min_rate: float = Field(default=0.4, ge=0.0, le=1.0)
+
+    def lexicon(self) -> Lexicon:
+        s = self.settings
+        return lexicon_for(s.pairs, self.config, s.phrase_words)  # type: ignore[attr-defined]
+
+    def lexicon_plan(self, record: Record, plan: EditPlan) -> EditPlan | None:
+        """The plan that replaces every site of ``plan``'s segment, or ``None`` when it has none."""
+        from cda.generate.demonstrations import text_id
+
+        s = self.settings
+        text = record.segments[plan.segment]
+        sites = self.lexicon().sites(text, record.label, plan.target_label, s.min_texts, s.min_rate, exclude=text_id(text))  # type: ignore[attr-defined]
+        if not sites:
+            return None
+        spans = [Span(segment=plan.segment, start=site.start, end=site.end, text=site.old) for site in sites]
+        return EditPlan(target_label=plan.target_label, segment=plan.segment, spans=spans,
+                        masked=mask_segment(text, spans, self.config.edit.blank),
+                        replacements=[site.new for site in sites], round=plan.round)  # fmt: skip
+
+    def plans(self, record: Record) -> list[EditPlan]:
+        """Per target label: the lexicon plan where the segment has sites, else the ``infill`` plan."""
+        return [self.lexicon_plan(record, plan) or plan for plan in super().plans(record)]
+
+    def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
+        """After a lexicon plan: the ``infill`` plan of the rationale spans; after that, a wider mask."""
+        if not plan.replacements:
+            return super().widen(record, plan, round, add_spans)
+        for infill in super().plans(record):
+            if infill.target_label == plan.target_label and infill.segment == plan.segment and infill.spans:
+                return infill.model_copy(update={"round": round})
+        return None
+
+    def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
+        """The lexicon plan's one candidate; ``None`` (ask the generator) for an ``infill`` plan."""
+        if not plan.replacements:
+            return None
+        blank = self.config.edit.blank
+        raw = "\n".join(f"{blank.format(i=k)}: {new.strip()}" for k, new in enumerate(plan.replacements, start=1))
+        segments = {**record.segments, plan.segment: fill_blanks(record.segments[plan.segment], plan.spans, plan.replacements)}
+        return [Candidate(segments=segments, raw=raw, generator=LEXICON_GENERATOR)]
