@@ -249,9 +249,14 @@ class LexiconStrategy(InfillStrategy):
         # A site needs a word people changed at least this often when it occurred in a source-label text.
         min_rate: float = Field(default=0.4, ge=0.0, le=1.0)
 
+    _lexicon: Lexicon | None = None
+
     def lexicon(self) -> Lexicon:
-        s = self.settings
-        return lexicon_for(s.pairs, self.config, s.phrase_words)  # type: ignore[attr-defined]
+        """The lexicon of ``pairs`` (read on first use)."""
+        if self._lexicon is None:
+            s = self.settings
+            self._lexicon = lexicon_for(s.pairs, self.config, s.phrase_words)  # type: ignore[attr-defined]
+        return self._lexicon
 
     def lexicon_plan(self, record: Record, plan: EditPlan) -> EditPlan | None:
         """The plan that replaces every site of ``plan``'s segment, or ``None`` when it has none."""

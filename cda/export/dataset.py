@@ -120,7 +120,8 @@ def provenance_columns(config: Config) -> list[Column]:
                "(originals: empty)", lambda s: ",".join(s.plan.edited_segments), _const("")),
         Column("round", _INT, "the search round that wrote it (1: the first; originals: 0)", lambda s: s.plan.round,
                _const(0)),
-        Column("generator", _STRING, "the LLM that wrote the counterfactual, as engine:model (originals: empty)",
+        Column("generator", _STRING, "what wrote the counterfactual: engine:model for an LLM, rule:<strategy> or "
+               "retrieved:demonstrations without one (originals: empty)",
                lambda s: s.candidate.generator, _const("")),
         Column("prompt_template", _STRING, "the prompt template used (originals: empty)",
                lambda s: s.candidate.prompt_template, _const("")),
@@ -169,7 +170,7 @@ def audit_columns(config: Config) -> list[Column]:
                lambda s: c(s).drop_reason),
         *(Column(name, _FLOAT, f"{meaning} (null when not measured)", _measure(name))
           for name, meaning in measure_columns(config)),
-        Column("generator", _STRING, "the LLM that wrote the candidate", lambda s: c(s).generator),
+        Column("generator", _STRING, "what wrote the candidate (as the generator column of the dataset)", lambda s: c(s).generator),
         Column("prompt_template", _STRING, "the prompt template used", lambda s: c(s).prompt_template),
     ]
 

@@ -44,3 +44,27 @@ def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monk
     assert all(spans[(i, 2)] >= spans[(i, 1)] for i, _ in second)
     ds = datasets.load_from_disk(str(out / "dataset"))
     assert set(ds.filter(lambda r: r["cda_is_counterfactual"])["cda_round"]) <= {1, 2}
+
+
+def test_the_lexicon_edits_by_rule_and_the_generator_fills_what_it_left(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(root)
+    out = tmp_path / "out"
+    result = runner.invoke(app, [
+        "build", "--config", "configs/imdb.yaml", "--limit", "6", "--output", str(out),
+        "classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=24", "generate.backend=transformers",
+        f"edit.strategy={{name: lexicon, max_words: 3, pairs: {PAIRS}}}", "search.rounds=2", "filter.checks.fluency=null",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    audit = datasets.load_from_disk(str(out / "audit"))
+    by_rule = [row for row in audit if row["generator"] == "rule:lexicon"]
+    assert by_rule, "the demo reviews hold words people changed in the 60 pairs"
+    for row in by_rule:  # made without a prompt, one candidate per plan, every site replaced
+        edits = json.loads(row["edits"])
+        assert row["round"] == 1 and row["prompt"] == "" and edits and all(e["type"] == "lexicon" for e in edits)
+        assert all(e["old"] not in ("", e["new"]) for e in edits)
+    # What the lexicon could not flip (or had no site for) went to the generator.
+    lexicon_targets = {(r["original_index"], r["target_label"]) for r in by_rule}
+    rejected = lexicon_targets - {(r["original_index"], r["target_label"]) for r in by_rule if r["selected"]}
+    prompted = {(r["original_index"], r["target_label"]) for r in audit if r["prompt"]}
+    assert rejected <= prompted
+    assert all(r["round"] == 2 for r in audit if r["prompt"] and (r["original_index"], r["target_label"]) in lexicon_targets)

@@ -393,6 +393,26 @@ def test_fluency_checks_score_each_original_once():
     assert checks[1].value == 70.0 and checks[1].reason == "perplexity 70.0 > 3 x the original 20.0 (= 60.0)"
 
 
+def test_fluency_on_windows_judges_the_edit_not_the_whole_review():
+    class GarbleLM:  # perplexity: 100 for a text holding "zzq", 10 otherwise
+        name = "garble"
+
+        def __init__(self):
+            self.texts = []
+
+        def perplexity(self, texts):
+            self.texts += texts
+            return [10.0 + 90.0 * ("zzq" in t) * (1 if len(t.split()) < 12 else 0.02) for t in texts]
+
+    review = "The film was slow . " * 10 + "I liked the cast ."
+    garbled = review.replace("liked", "zzq qqz")
+    (whole,) = fluency_checks(GarbleLM(), [(review, garbled)], 3.0)
+    lm = GarbleLM()
+    (window,) = fluency_checks(lm, [(review, garbled)], 3.0, window=2)
+    assert whole.passed and not window.passed  # diluted in 55 tokens, plain in 7
+    assert lm.texts == [". I liked the cast", ". I zzq qqz the cast"]
+
+
 def test_fluency_non_finite_perplexity_fails():
     class NanLM:
         name = "nan"
