@@ -4,7 +4,8 @@ Human counterfactual pairs (``edit.strategy.pairs``, e.g. Kaushik et al.'s IMDb 
 thousands of word-level edits per direction: "boring → exciting", "waste → worth", "not worth →
 worth", "2/10 → 8/10". A word people change often (its change rate in the pairs, as
 :mod:`cda.explain.prior` counts it, is at least ``min_rate``) and always to the same few words
-(at least ``min_texts`` different texts chose the same replacement) is a *site*: the strategy
+(at least ``min_texts`` different texts chose the same replacement, and both the old and the new
+words hold a content word: "not" -> "so" depends on its sentence) is a *site*: the strategy
 finds every site of a text (longest phrase first, up to ``phrase_words`` words) and makes one
 candidate with each site replaced by people's most common replacement, in the old word's case,
 without calling the generator (Wang & Culotta 2021 substitute antonyms of causal words; here the
@@ -17,9 +18,9 @@ rounds widen that mask as ``infill`` does. Candidates made by rule have the gene
 Examples:
     >>> lexicon = Lexicon.from_pairs([("A dull film, dull.", "A gripping film, gripping.", "Negative", "Positive"),
     ...                               ("Dull and long.", "Gripping and long.", "Negative", "Positive")])
-    >>> [(s.old, s.new) for s in lexicon.sites("So DULL. Dull, slow.", "Negative", "Positive")]
+    >>> [(s.old, s.new) for s in lexicon.sites("So DULL. Dull, slow.", "Negative", "Positive", min_texts=2)]
     [('DULL', 'GRIPPING'), ('Dull', 'Gripping')]
-    >>> lexicon.sites("So dull.", "Positive", "Negative")
+    >>> lexicon.sites("So dull.", "Positive", "Negative", min_texts=2)
     []
 """
 
@@ -75,6 +76,22 @@ def _in_case_of(old: str, new: str) -> str:
     if old[:1].isupper():
         return new[:1].upper() + new[1:]
     return new
+
+
+def _content(words: tuple[str, ...]) -> list[str]:
+    """The words that are not stop words (spaCy's English list) or punctuation.
+
+    A replacement of function words alone ("not" -> "so", "don't" -> "highly", "a great" -> "no")
+    depends on the sentence it was made in; one with a content word on both sides carries its
+    meaning with it ("not worth" -> "worth", "2/10" -> "8/10").
+
+    Examples:
+        >>> _content(("not", "worth")), _content(("do", "n't"))
+        (['worth'], [])
+    """
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return [w for w in words if any(ch.isalnum() for ch in w) and w not in STOP_WORDS]
 
 
 def _article(word: str) -> str:
@@ -163,11 +180,12 @@ class Lexicon:
         return best if counts[best] >= min_texts else None
 
     def sites(
-        self, text: str, source: str, target: str, min_texts: int = 2, min_rate: float = 0.4, exclude: str | None = None
+        self, text: str, source: str, target: str, min_texts: int = 3, min_rate: float = 0.4, exclude: str | None = None
     ) -> list[Site]:
         """Every site of ``text`` for an edit from ``source`` to ``target``, in text order, none
-        overlapping: the longest phrase with a replacement wins, and one of its words must have
-        been changed by people at a rate of at least ``min_rate`` in ``source`` texts."""
+        overlapping: the longest phrase with a replacement wins; both the old words and the new
+        hold a content word (:func:`_content`), and one of the old content words was changed by
+        people at a rate of at least ``min_rate`` in ``source`` texts."""
         tokens = tokens_with_offsets(text)
         lowered = [t.text.lower() for t in tokens]
         out: list[Site] = []
@@ -176,8 +194,9 @@ class Lexicon:
             for n in range(min(self.phrase_words, len(tokens) - i), 0, -1):
                 old = tuple(lowered[i : i + n])
                 new = self.replacement(source, target, old, min_texts, exclude)
-                words = [w for w in old if any(ch.isalnum() for ch in w)]
-                if new is None or not words or max(self.prior.rate(w, source) for w in words) < min_rate:
+                if new is None or not (_content(old) and _content(tuple(t.text.lower() for t in tokens_with_offsets(new)))):
+                    continue
+                if max(self.prior.rate(w, source) for w in _content(old)) < min_rate:
                     continue
                 start, end = tokens[i].start, tokens[i + n - 1].end
                 new = _in_case_of(text[start:end], new)
@@ -230,13 +249,13 @@ class LexiconStrategy(InfillStrategy):
         ...     "edit": {"strategy": {"name": "lexicon", "pairs": {"path": "demo/imdb_pairs.tsv", "key": "batch_id"}}}})
         >>> from cda.edit.strategies import make_strategy
         >>> strategy = make_strategy(cfg)
-        >>> r = Record(index=0, segments={"text": "A boring, bad film. I would not recommend it."}, label="Negative",
+        >>> r = Record(index=0, segments={"text": "A boring, bad film. I hated it."}, label="Negative",
         ...            spans=[Span(segment="text", start=2, end=8)])
         >>> plan = strategy.plans(r)[0]
         >>> plan.masked
         '[BLANK1], [BLANK2] film. I [BLANK3] it.'
         >>> [(c.segments["text"], c.generator) for c in strategy.rule_candidates(r, plan)]
-        [('An interesting, good film. I recommend it.', 'rule:lexicon')]
+        [('An interesting, good film. I loved it.', 'rule:lexicon')]
     """
 
     class Settings(InfillStrategy.Settings):
@@ -245,7 +264,7 @@ class LexiconStrategy(InfillStrategy):
         # The longest old phrase looked for, in words.
         phrase_words: int = Field(default=3, ge=1, le=8)
         # A replacement counts when at least this many different texts made it.
-        min_texts: int = Field(default=2, ge=1)
+        min_texts: int = Field(default=3, ge=1)
         # A site needs a word people changed at least this often when it occurred in a source-label text.
         min_rate: float = Field(default=0.4, ge=0.0, le=1.0)
 

@@ -27,13 +27,13 @@ def _lexicon() -> Lexicon:
 
 
 def test_sites_take_the_longest_phrase_and_keep_the_old_words_case():
-    sites = _lexicon().sites("BORING. Not worth seeing , Bad acting .", "Negative", "Positive", min_rate=0.0)
+    sites = _lexicon().sites("BORING. Not worth seeing , Bad acting .", "Negative", "Positive", min_texts=2, min_rate=0.0)
     assert [(s.old, s.new) for s in sites] == [("BORING", "EXCITING"), ("Not worth", "Worth"), ("Bad", "Good")]
 
 
 def test_a_replacement_needs_enough_texts_and_a_word_people_change_often():
     lexicon = _lexicon()
-    assert lexicon.sites("The cast was great .", "Positive", "Negative", min_rate=0.0) == []  # one text made it
+    assert lexicon.sites("The cast was great .", "Positive", "Negative", min_texts=2, min_rate=0.0) == []  # one text made it
     assert [s.new for s in lexicon.sites("The cast was great .", "Positive", "Negative", min_texts=1, min_rate=0.0)] == ["awful"]
     # "cast" was never changed: even with a replacement on record it is not a site at a high rate
     unchanged = Lexicon({("Negative", "Positive", ("cast",)): {"crew": {"a", "b"}}}, ChangePrior.from_counts({"Negative": {"cast": (0, 9)}}))
@@ -49,9 +49,17 @@ def test_the_own_texts_edit_does_not_count():
 
 def test_articles_follow_the_new_word_and_contractions_get_a_space():
     lexicon = Lexicon({("Negative", "Positive", ("boring",)): {"exciting": {"a", "b"}},
-                       ("Negative", "Positive", ("n't",)): {"so": {"a", "b"}}}, ChangePrior({}, {}, 1.0))  # fmt: skip
-    sites = lexicon.sites("A boring film. I didn't like it.", "Negative", "Positive")
-    assert [(s.old, s.new) for s in sites] == [("A boring", "An exciting"), ("n't", " so")]
+                       ("Negative", "Positive", ("n't", "recommend")): {"highly recommend": {"a", "b"}}}, ChangePrior({}, {}, 1.0))  # fmt: skip
+    sites = lexicon.sites("A boring film. I don't recommend it.", "Negative", "Positive", min_texts=2)
+    assert [(s.old, s.new) for s in sites] == [("A boring", "An exciting"), ("n't recommend", " highly recommend")]
+
+
+def test_function_words_alone_are_not_replaced():
+    made = {"a": {"x", "y", "z"}}
+    lexicon = Lexicon({("Negative", "Positive", ("not",)): {"so": made["a"]}, ("Negative", "Positive", ("no",)): {"great": made["a"]},
+                       ("Negative", "Positive", ("not", "worth")): {"worth": made["a"]}}, ChangePrior({}, {}, 1.0))  # fmt: skip
+    sites = lexicon.sites("Not fun , no plot , not worth it .", "Negative", "Positive")
+    assert [(s.old, s.new) for s in sites] == [("not worth", "worth")]
 
 
 def _config(tmp_path, **extra):
@@ -59,7 +67,7 @@ def _config(tmp_path, **extra):
         "data": {"path": "unused.tsv"},
         "task": {"segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]},
         "explain": {"max_spans": 1, "top_fraction": 1.0, "min_score": 0.0},
-        "edit": {"strategy": {"name": "lexicon", "pairs": {"path": str(tmp_path / "pairs.tsv"), "key": "id"}, "min_rate": 0.0}},
+        "edit": {"strategy": {"name": "lexicon", "pairs": {"path": str(tmp_path / "pairs.tsv"), "key": "id"}, "min_rate": 0.0, "min_texts": 2}},
         "generate": {"n": 2},
         "filter": {"checks": {"fluency": None, "minimality": {"max_edit_distance": 0.9}}},
         "export": {"output_dir": str(tmp_path / "out")},
