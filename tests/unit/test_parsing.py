@@ -157,7 +157,7 @@ def test_infill_strategy_failures():
 def test_rewrite_strategy():
     segments, error = _strategy("rewrite").parse("Edited hypothesis: A lively film.", RECORD, PLAN)
     assert (segments, error) == ({"premise": "A dog runs.", "hypothesis": "A lively film."}, None)
-    with pytest.raises(ConfigError, match=r"edit.strategy: unknown edit strategy 'paraphrase'; registered: entity_swap, infill, rewrite"):
+    with pytest.raises(ConfigError, match=r"edit.strategy: unknown edit strategy 'paraphrase'; registered: entity_swap, infill, lexicon, rewrite"):
         _strategy("paraphrase")
 
 
