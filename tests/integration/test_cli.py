@@ -26,8 +26,13 @@ def test_build_writes_a_loadable_dataset_with_provenance(root, tmp_path):
     ds = datasets.load_from_disk(str(out / "dataset"))
     summary = json.loads((out / "summary.json").read_text())
     audit = datasets.load_from_disk(str(out / "audit"))
-    retrieved = sum(row["generator"] == "retrieved:demonstrations" for row in audit)  # people's replacements (substitute)
-    assert summary["originals"] == 3 and summary["candidates"] == 3 * 2 + retrieved and retrieved <= 3
+    # A review with words people changed gets the lexicon's one candidate; the others (and, in round 2,
+    # what the lexicon did not flip) n=2 LLM samples plus, where people's replacements fit, one of those.
+    by_rule = [row for row in audit if row["generator"] == "rule:lexicon"]
+    retrieved = sum(row["generator"] == "retrieved:demonstrations" for row in audit)
+    sampled = len(audit) - len(by_rule) - retrieved
+    assert summary["originals"] == 3 and summary["rounds"]["1"]["plans"] == 3 and sampled % 2 == 0
+    assert len({row["original_index"] for row in by_rule}) == len(by_rule) and all(row["round"] == 1 for row in by_rule)
     assert len(ds) == 3 + summary["counterfactuals"]
     assert ds[:3]["Text"] == load_table(DataConfig(path=str(root / "demo/imdb_sample.tsv")))[:3]["Text"]  # unchanged
     assert ds.column_names[:3] == ["Sentiment", "Text", "batch_id"]

@@ -20,7 +20,8 @@ def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monk
     result = runner.invoke(app, [
         "build", "--config", "configs/imdb.yaml", "--limit", "4", "--output", str(out),
         "classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=24", "generate.backend=transformers",
-        "generate.template=infill.v2", f"generate.demonstrations={{pairs: {PAIRS}, k: 3, substitute: true}}",
+        "edit.strategy={name: infill, max_words: 3}", "generate.template=infill.v2",
+        f"generate.demonstrations={{pairs: {PAIRS}, k: 3, substitute: true}}",
         f"explain.prior={{pairs: {PAIRS}, weight: 2}}", "search.rounds=2", "search.add_spans=1",
         "filter.checks.fluency=null",
     ])  # fmt: skip
