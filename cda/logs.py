@@ -21,11 +21,14 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -93,6 +96,46 @@ def setup_logging(verbose: bool, log_file: Path | None, console: Console | None 
 def _quiet_libraries(record: logging.LogRecord) -> bool:
     """Terminal filter: a library's record shows from WARNING up, cda's from INFO."""
     return record.levelno >= logging.WARNING or not record.name.startswith(_LIBRARIES)
+
+
+def log_file() -> Path | None:
+    """The file the root logger writes to (:func:`setup_logging`'s ``log_file``), or ``None``."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
+@contextlib.contextmanager
+def engine_output() -> Iterator[None]:
+    """Inside: file descriptors 1 and 2 write to the log file, so what an engine prints itself
+    (vLLM's engine process inherits them: its warnings, C++ messages and weight-loading bars)
+    goes there instead of the terminal. Without a log file (``--verbose``, or a library caller
+    who set up no logging), nothing changes.
+
+    Examples:
+        >>> with engine_output():  # no log file here: a no-op
+        ...     pass
+    """
+    target = log_file()
+    if target is None or os.environ.get("VLLM_LOGGING_CONFIG_PATH") is None:
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(target, "ab") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def close_log_files() -> None:

@@ -44,6 +44,7 @@ from cda.generate.vllm_setup import (
     resolve_model_folder,
     resolve_model_name,
 )
+from cda.logs import engine_output
 from cda.protocols import Generation, GeneratorCapabilities, SamplingSettings
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,16 @@ class VLLMGenerator:
 
         if self.lora_path is not None:
             lora_rank(self.lora_path)  # checks the folder before the slow engine start
-        folder = resolve_model_folder(self.model_spec, self.cache_root)
+        with engine_output():  # a GGUF is converted once, with transformers' progress bar
+            folder = resolve_model_folder(self.model_spec, self.cache_root)
         gpu = has_cuda()
         if self.lora_path is not None and self.merges(gpu):
             folder = str(merged_model_folder(Path(folder), self.lora_path, self.cache_root))
         apply_env((gpu_env if gpu else cpu_env)(offline=is_local(folder)))
         kwargs = self.engine_kwargs(folder, gpu)
         log.info("starting vLLM engine: %s", kwargs)
-        self._llm = vllm.LLM(**kwargs)
+        with engine_output():  # the engine process inherits the redirected output
+            self._llm = vllm.LLM(**kwargs)
         self._tokenizer = self._llm.get_tokenizer()
         if self.lora_path is not None and not self.merges(gpu):
             self._lora_request = LoRARequest(self.lora_path.name, 1, str(self.lora_path))
