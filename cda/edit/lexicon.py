@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -92,6 +93,17 @@ def _content(words: tuple[str, ...]) -> list[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return [w for w in words if any(ch.isalnum() for ch in w) and w not in STOP_WORDS]
+
+
+@functools.lru_cache(maxsize=65536)
+def _has_content(text: str) -> bool:
+    """Whether a replacement holds a content word (tokenized once per distinct replacement).
+
+    Examples:
+        >>> _has_content("highly"), _has_content("so")
+        (True, False)
+    """
+    return bool(_content(tuple(t.text.lower() for t in tokens_with_offsets(text))))
 
 
 def _article(word: str) -> str:
@@ -194,9 +206,10 @@ class Lexicon:
             for n in range(min(self.phrase_words, len(tokens) - i), 0, -1):
                 old = tuple(lowered[i : i + n])
                 new = self.replacement(source, target, old, min_texts, exclude)
-                if new is None or not (_content(old) and _content(tuple(t.text.lower() for t in tokens_with_offsets(new)))):
+                content = _content(old)
+                if new is None or not content or not _has_content(new):
                     continue
-                if max(self.prior.rate(w, source) for w in _content(old)) < min_rate:
+                if max(self.prior.rate(w, source) for w in content) < min_rate:
                     continue
                 start, end = tokens[i].start, tokens[i + n - 1].end
                 new = _in_case_of(text[start:end], new)

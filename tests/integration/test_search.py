@@ -14,18 +14,22 @@ runner = CliRunner()
 PAIRS = "{path: demo/imdb_pairs.tsv, key: batch_id, limit: 60}"
 
 
-def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monkeypatch):
+def _build(root, out, monkeypatch, limit: int, *overrides: str) -> None:
+    """``cda build`` of configs/imdb.yaml on the first ``limit`` demo reviews, small and on transformers."""
     monkeypatch.chdir(root)
-    out = tmp_path / "out"
     result = runner.invoke(app, [
-        "build", "--config", "configs/imdb.yaml", "--limit", "4", "--output", str(out),
+        "build", "--config", "configs/imdb.yaml", "--limit", str(limit), "--output", str(out),
         "classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=24", "generate.backend=transformers",
-        "edit.strategy={name: infill, max_words: 3}", "generate.template=infill.v2",
-        f"generate.demonstrations={{pairs: {PAIRS}, k: 3, substitute: true}}",
-        f"explain.prior={{pairs: {PAIRS}, weight: 2}}", "search.rounds=2", "search.add_spans=1",
-        "filter.checks.fluency=null",
+        "filter.checks.fluency=null", *overrides,
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _build(root, out, monkeypatch, 4, "edit.strategy={name: infill, max_words: 3}", "generate.template=infill.v2",
+           f"generate.demonstrations={{pairs: {PAIRS}, k: 3, substitute: true}}",
+           f"explain.prior={{pairs: {PAIRS}, weight: 2}}", "search.rounds=2", "search.add_spans=1")  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     audit = datasets.load_from_disk(str(out / "audit"))
     assert summary["rounds"]["1"]["plans"] == 4
@@ -48,14 +52,8 @@ def test_rounds_with_retrieved_demonstrations_and_the_prior(root, tmp_path, monk
 
 
 def test_the_lexicon_edits_by_rule_and_the_generator_fills_what_it_left(root, tmp_path, monkeypatch):
-    monkeypatch.chdir(root)
     out = tmp_path / "out"
-    result = runner.invoke(app, [
-        "build", "--config", "configs/imdb.yaml", "--limit", "6", "--output", str(out),
-        "classifier.train.max_steps=40", "generate.n=2", "generate.max_new_tokens=24", "generate.backend=transformers",
-        f"edit.strategy={{name: lexicon, max_words: 3, pairs: {PAIRS}}}", "search.rounds=2", "filter.checks.fluency=null",
-    ])  # fmt: skip
-    assert result.exit_code == 0, result.output
+    _build(root, out, monkeypatch, 6, f"edit.strategy={{name: lexicon, max_words: 3, pairs: {PAIRS}}}", "search.rounds=2")
     audit = datasets.load_from_disk(str(out / "audit"))
     by_rule = [row for row in audit if row["generator"] == "rule:lexicon"]
     assert by_rule, "the demo reviews hold words people changed in the 60 pairs"
