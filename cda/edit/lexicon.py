@@ -9,7 +9,15 @@ words hold a content word: "not" -> "so" depends on its sentence) is a *site*: t
 finds every site of a text (longest phrase first, up to ``phrase_words`` words) and makes one
 candidate with each site replaced by people's most common replacement, in the old word's case,
 without calling the generator (Wang & Culotta 2021 substitute antonyms of causal words; here the
-substitutions are learned from the user's own pairs, per direction). A text with no site is
+substitutions are learned from the user's own pairs, per direction).
+
+A replacement holds only where the words are used as in the texts that made it (their parts of
+speech, spaCy's tagger: "I love it", not "a love story" or the title "Love Actually"); a number
+only as a rating ("7/10", not "7 movies"); a negation ("do not recommend", "not worth") is one
+vote whatever its spelling, written as the sentence needs ("would not recommend", "I do not
+recommend"; none where that takes rewriting: "he recommends").
+
+A text with no site is
 planned as ``infill`` (the generator fills the rationale spans), and a lexicon plan that the
 filter rejects becomes, in search round 2, the ``infill`` plan of its rationale spans; later
 rounds widen that mask as ``infill`` does. Candidates made by rule have the generator name
@@ -28,9 +36,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from pydantic import Field
 
@@ -51,7 +60,19 @@ log = logging.getLogger(__name__)
 #: The generator name of candidates the lexicon makes.
 LEXICON_GENERATOR = "rule:lexicon"
 
-Key = tuple[str, str, tuple[str, ...]]  # (source label, target label, lower-cased old tokens)
+# (source label, target label, lower-cased old tokens, their parts of speech: () when untagged)
+Key = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+#: Per token of :func:`~cda.filter.tokens.tokens_with_offsets`: (coarse part of speech, fine tag).
+Tags = list[tuple[str, str]]
+
+# A replacement that only puts a negation before the old words ("recommend" -> "don't recommend"):
+# its spellings are one vote, written as the sentence needs (see :func:`_negated`).
+_NEGATIONS = {("not",), ("n't",), ("do", "not"), ("do", "n't"), ("does", "not"), ("does", "n't"), ("did", "not"), ("did", "n't")}
+_NEGATION = "<not>"
+# Auxiliaries a negation follows, for untagged text ("would recommend" -> "would not recommend").
+_AUXILIARIES = frozenset("am is are was were be been do does did have has had will would shall should can could may might must".split())
+# A number is a rating only before these ("7/10", "7 out of 10", "3 stars"): "7 movies" stays.
+_RATING = re.compile(r"\s*(/|out of\b|stars?\b|points?\b)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -123,12 +144,73 @@ def _canonical(old: str, new: str) -> str:
     return new
 
 
+def _as_negation(old: tuple[str, ...], new: str) -> str:
+    """``new`` as one vote: :data:`_NEGATION` when it only negates ``old`` ("do not recommend").
+
+    Examples:
+        >>> _as_negation(("recommend",), "don't recommend"), _as_negation(("recommend",), "avoid")
+        ('<not>', 'avoid')
+    """
+    words = tuple(t.text.lower() for t in tokens_with_offsets(new))
+    if len(words) > len(old) and words[len(words) - len(old) :] == old and words[: len(words) - len(old)] in _NEGATIONS:
+        return _NEGATION
+    return new
+
+
+def _negated(old: str, tags: Tags, before: tuple[str, str] | None) -> str | None:
+    """``old`` negated as its sentence needs: "not" after an auxiliary ("would not recommend", "is
+    not worth"), "do not" before a plain verb ("I do not recommend"), "not" before other words ("not
+    worth it"); ``None`` where that takes rewriting ("he recommends", "I recommended", "well worth it").
+
+    Examples:
+        >>> _negated("recommend", [("VERB", "VB")], ("AUX", "MD")), _negated("recommend", [("VERB", "VBP")], ("PRON", "PRP"))
+        ('not recommend', 'do not recommend')
+        >>> _negated("recommended", [("VERB", "VBD")], ("PRON", "PRP")) is None
+        True
+    """
+    if before is not None and before[0] == "AUX":
+        return "not " + old
+    if not tags:
+        return None  # untagged: only after an auxiliary
+    pos, tag = tags[0]
+    if pos == "VERB" or pos == "AUX":
+        return "do not " + old if tag in ("VB", "VBP") else None
+    if before is not None and before[0] in ("ADV", "ADJ", "PART"):
+        return None  # "well worth it" -> "well not worth it"
+    return "not " + old
+
+
+@functools.lru_cache(maxsize=1024)
+def _tags_of(spacy_model: str, text: str) -> Tags:
+    """The parts of speech of one text (cached: a record's target labels share them)."""
+    return pos_tagger(spacy_model)([text])[0]
+
+
+def pos_tagger(spacy_model: str) -> Callable[[list[str]], list[Tags]]:
+    """A function giving the parts of speech of texts, per :func:`~cda.filter.tokens.tokens_with_offsets`
+    token (spaCy's tagger; a token spaCy splits otherwise gets ``("X", "")``)."""
+    from cda.explain.spans import load_spacy
+
+    nlp = load_spacy(spacy_model, parser=False, tagger=True)
+
+    def tag(texts: list[str]) -> list[Tags]:
+        out = []
+        for text, doc in zip(texts, nlp.pipe(texts, batch_size=64)):
+            at = {t.idx: (t.pos_, t.tag_) for t in doc}
+            out.append([at.get(token.start, ("X", "")) for token in tokens_with_offsets(text)])
+        return out
+
+    return tag
+
+
 class Lexicon:
     """People's replacements per direction and old words, counted by the texts that made them,
     and the rate at which people changed each word (a :class:`~cda.explain.prior.ChangePrior`).
 
     Args:
-        replacements: ``(source, target, old tokens) -> {new: ids of the texts that made it}``.
+        replacements: ``(source, target, old tokens, their parts of speech) -> {new: ids of the texts
+            that made it}``; the parts of speech keep a word's senses apart ("a love story" is not
+            "I love it"; the title "Amazing Grace" is not "amazing").
         prior: the words' change rates in the same pairs.
         phrase_words: the longest old phrase looked for, in tokens.
     """
@@ -137,28 +219,51 @@ class Lexicon:
         self.replacements = replacements
         self.prior = prior
         self.phrase_words = phrase_words
+        # (source, target, old tokens) -> {new: ids} over all parts of speech, and the parts of speech of each new
+        self._made: dict[tuple[str, str, tuple[str, ...]], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._used_as: dict[tuple[str, str, tuple[str, ...], str], set[tuple[str, ...]]] = defaultdict(set)
+        for (source, target, old, pos), made in replacements.items():
+            for new, ids in made.items():
+                self._made[(source, target, old)][new] |= ids
+                self._used_as[(source, target, old, new)].add(pos)
 
     def __len__(self) -> int:
         return len(self.replacements)
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str, str, str, str]], phrase_words: int = 3, smoothing: float = 2.0) -> "Lexicon":
+    def from_pairs(
+        cls,
+        pairs: Iterable[tuple[str, str, str, str]],
+        phrase_words: int = 3,
+        smoothing: float = 2.0,
+        tagger: Callable[[list[str]], list[Tags]] | None = None,
+    ) -> "Lexicon":
         """The lexicon of ``(original, revised, source label, target label)`` pairs: their word-level
-        edits of at most ``phrase_words`` words on either side (:func:`~cda.generate.demonstrations.edits_of`)."""
-        from cda.generate.demonstrations import edits_of
+        edits of at most ``phrase_words`` words on either side (:func:`~cda.generate.demonstrations.word_edits`),
+        keyed by the old words' parts of speech when a ``tagger`` (:func:`pos_tagger`) is given.
+        Negations of the old words ("not worth", "don't recommend") are one replacement, :data:`_NEGATION`."""
+        from cda.generate.demonstrations import text_id, word_edits
 
         pairs = list(pairs)
+        tags = tagger([original for original, *_ in pairs]) if tagger else [None] * len(pairs)
         replacements: dict[Key, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for original, revised, source, target in pairs:
-            for edit in edits_of(original, revised, source, target, "pairs", phrase_words):
-                old = tuple(t.text.lower() for t in tokens_with_offsets(edit.old))
-                replacements[(source, target, old)][_canonical(edit.old, edit.new)].add(edit.source_id)
+        for (original, revised, source, target), tagged in zip(pairs, tags):
+            first = {t.start: k for k, t in enumerate(tokens_with_offsets(original))}
+            for region in word_edits(original, revised, phrase_words):
+                old = tuple(t.text.lower() for t in tokens_with_offsets(region.old))
+                pos: tuple[str, ...] = ()
+                if tagged is not None:
+                    k = first[region.start]
+                    pos = tuple(p for p, _ in tagged[k : k + len(old)])
+                new = _as_negation(old, _canonical(region.old.strip(), region.new.strip()))
+                replacements[(source, target, old, pos)][new].add(text_id(original))
         prior = ChangePrior.from_counts(change_counts([(o, r, s) for o, r, s, _ in pairs]), smoothing)
         return cls({k: dict(v) for k, v in replacements.items()}, prior, phrase_words)
 
     def as_json(self) -> dict:
         """The lexicon as JSON (:meth:`from_json` reads it back)."""
-        rows = [[*key[:2], list(key[2]), {new: sorted(ids) for new, ids in made.items()}] for key, made in self.replacements.items()]
+        rows = [[s, t, list(old), list(pos), {new: sorted(ids) for new, ids in made.items()}]
+                for (s, t, old, pos), made in self.replacements.items()]  # fmt: skip
         return {"replacements": rows, "prior": self.prior.as_json(), "phrase_words": self.phrase_words}
 
     @classmethod
@@ -170,34 +275,50 @@ class Lexicon:
             >>> Lexicon.from_json(lexicon.as_json()).replacements == lexicon.replacements
             True
         """
-        replacements = {(s, t, tuple(old)): {new: set(ids) for new, ids in made.items()} for s, t, old, made in data["replacements"]}
+        replacements = {(s, t, tuple(old), tuple(pos)): {new: set(ids) for new, ids in made.items()}
+                        for s, t, old, pos, made in data["replacements"]}  # fmt: skip
         prior = data["prior"]
         return cls(replacements, ChangePrior(prior["rates"], prior["overall"], prior["base"]), data["phrase_words"])
 
-    def replacement(self, source: str, target: str, old: tuple[str, ...], min_texts: int = 2, exclude: str | None = None) -> str | None:
+    def replacement(
+        self, source: str, target: str, old: tuple[str, ...], min_texts: int = 2, exclude: str | None = None, pos: tuple[str, ...] = ()
+    ) -> str | None:
         """The replacement most texts (other than ``exclude``, a :func:`~cda.generate.demonstrations.text_id`)
-        made for these lower-cased ``old`` tokens, if at least ``min_texts`` made it (ties: alphabetical).
+        made for these lower-cased ``old`` tokens, if at least ``min_texts`` made it (ties: alphabetical)
+        and at least one of them used the words as ``pos`` (their parts of speech).
 
         Examples:
-            >>> lexicon = Lexicon({("Negative", "Positive", ("bad",)): {"good": {"a", "b"}, "great": {"c"}}},
+            >>> lexicon = Lexicon({("Negative", "Positive", ("bad",), ()): {"good": {"a", "b"}, "great": {"c"}}},
             ...                   ChangePrior({}, {}, 1.0))
             >>> lexicon.replacement("Negative", "Positive", ("bad",)), lexicon.replacement("Negative", "Positive", ("bad",), 3)
             ('good', None)
         """
-        made = self.replacements.get((source, target, old))
+        made = self._made.get((source, target, old))
         if not made:
             return None
-        counts = Counter({new: len(ids - {exclude}) for new, ids in made.items()})
+        counts = Counter({new: len(ids - {exclude}) for new, ids in made.items() if pos in self._used_as[(source, target, old, new)]})
+        if not counts:
+            return None
         best = min(counts, key=lambda new: (-counts[new], new))
         return best if counts[best] >= min_texts else None
 
     def sites(
-        self, text: str, source: str, target: str, min_texts: int = 3, min_rate: float = 0.4, exclude: str | None = None
+        self,
+        text: str,
+        source: str,
+        target: str,
+        min_texts: int = 3,
+        min_rate: float = 0.4,
+        exclude: str | None = None,
+        tags: Tags | None = None,
     ) -> list[Site]:
         """Every site of ``text`` for an edit from ``source`` to ``target``, in text order, none
         overlapping: the longest phrase with a replacement wins; both the old words and the new
         hold a content word (:func:`_content`), and one of the old content words was changed by
-        people at a rate of at least ``min_rate`` in ``source`` texts."""
+        people at a rate of at least ``min_rate`` in ``source`` texts. With ``tags`` (the text's
+        parts of speech, :func:`pos_tagger`; the lexicon must be tagged too), a replacement counts
+        only where the words are used as in the texts that made it. A number is replaced only as
+        a rating ("7/10", "7 out of 10"); a negation is written as the sentence needs (:func:`_negated`)."""
         tokens = tokens_with_offsets(text)
         lowered = [t.text.lower() for t in tokens]
         out: list[Site] = []
@@ -205,14 +326,28 @@ class Lexicon:
         while i < len(tokens):
             for n in range(min(self.phrase_words, len(tokens) - i), 0, -1):
                 old = tuple(lowered[i : i + n])
-                new = self.replacement(source, target, old, min_texts, exclude)
+                pos = tuple(p for p, _ in tags[i : i + n]) if tags is not None else ()
+                new = self.replacement(source, target, old, min_texts, exclude, pos)
                 content = _content(old)
-                if new is None or not content or not _has_content(new):
+                if new is None or not content or not (new == _NEGATION or _has_content(new)):
                     continue
                 if max(self.prior.rate(w, source) for w in content) < min_rate:
                     continue
                 start, end = tokens[i].start, tokens[i + n - 1].end
-                new = _in_case_of(text[start:end], new)
+                if all(w.replace(".", "").isdigit() for w in content) and not _RATING.match(text, end):
+                    continue
+                if new == _NEGATION:
+                    before = None
+                    if i > 0:
+                        before = tags[i - 1] if tags is not None else ("AUX" if lowered[i - 1] in _AUXILIARIES else "", "")
+                    if before is not None and lowered[i - 1] in ("not", "n't", "never", "no"):
+                        continue  # already negated
+                    new = _negated(text[start:end], tags[i : i + n] if tags is not None else [], before)
+                    if new is None:
+                        continue
+                    new = _in_case_of(text[start:end], new.lower())  # "Worth it." -> "Not worth it."
+                else:
+                    new = _in_case_of(text[start:end], new)
                 if start > 0 and text[start - 1].isalnum() and new[:1].isalnum():
                     new = " " + new  # "n't" of "didn't" -> "did so", not "didso"
                 free = i > 0 and (not out or out[-1].end <= tokens[i - 1].start)
@@ -237,11 +372,12 @@ def lexicon_for(pairs: PairsConfig, config: "Config", phrase_words: int, where: 
 
     quads = [(o.segments[s], revised[s], o.label, target) for o, revised, target, s in read_pairs(pairs, config, where)]
     cache = Cache(config.resolved_cache_dir())
-    key = cache.key("lexicon", {"pairs": quads, "phrase_words": phrase_words, "version": 1})
+    spacy_model = config.explain.spacy_model
+    key = cache.key("lexicon", {"pairs": quads, "phrase_words": phrase_words, "tagger": spacy_model, "version": 2})
     if key not in _LOADED:
         stored = cache.get_json(key)
         if stored is None:
-            lexicon = Lexicon.from_pairs(quads, phrase_words)
+            lexicon = Lexicon.from_pairs(quads, phrase_words, tagger=pos_tagger(spacy_model))
             cache.put_json(key, lexicon.as_json())
         else:
             lexicon = Lexicon.from_json(stored)
@@ -296,7 +432,8 @@ class LexiconStrategy(InfillStrategy):
 
         s = self.settings
         text = record.segments[plan.segment]
-        sites = self.lexicon().sites(text, record.label, plan.target_label, s.min_texts, s.min_rate, exclude=text_id(text))  # type: ignore[attr-defined]
+        tags = _tags_of(self.config.explain.spacy_model, text)
+        sites = self.lexicon().sites(text, record.label, plan.target_label, s.min_texts, s.min_rate, exclude=text_id(text), tags=tags)  # type: ignore[attr-defined]
         if not sites:
             return None
         spans = [Span(segment=plan.segment, start=site.start, end=site.end, text=site.old) for site in sites]

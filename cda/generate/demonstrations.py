@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 import numpy as np
 
 from cda.edit.plans import masked_window
-from cda.generate.trained.alignment import changed_regions
+from cda.generate.trained.alignment import Region, changed_regions
 from cda.records import Demonstration, EditPlan, Record, Span
 
 if TYPE_CHECKING:
@@ -149,16 +149,31 @@ def edits_of(original: str, edited: str, source: str, target: str, origin: str, 
         [('dull', 'gripping', 'It was a [BLANK1] film.')]
     """
     out, source_id = [], text_id(original)
+    for region in word_edits(original, edited, max_words):
+        span = Span(segment="", start=region.start, end=region.end)
+        context = masked_window(original, [span], "[BLANK{i}]", CONTEXT_WORDS)
+        out.append(Demonstration(source_label=source, target_label=target, old=region.old.strip(), new=region.new.strip(),
+                                 context=context, origin=origin, source_id=source_id))  # fmt: skip
+    return out
+
+
+def word_edits(original: str, edited: str, max_words: int) -> list[Region]:
+    """The changed regions of ``original`` (:func:`~cda.generate.trained.alignment.changed_regions`)
+    that are word edits: letters on both sides, at most ``max_words`` words on either side, one line,
+    not a change of case or punctuation only.
+
+    Examples:
+        >>> [(r.start, r.old, r.new) for r in word_edits("A dull film!", "A gripping film.", 3)]
+        [(2, 'dull', 'gripping')]
+    """
+    out = []
     for region in changed_regions(original, edited):
         old, new = region.old.strip(), region.new.strip()
         if not (_WORD.search(old) and _WORD.search(new)) or old.lower() == new.lower():
             continue
         if _words(old) > max_words or _words(new) > max_words or "\n" in old + new:
             continue
-        span = Span(segment="", start=region.start, end=region.end)
-        context = masked_window(original, [span], "[BLANK{i}]", CONTEXT_WORDS)
-        out.append(Demonstration(source_label=source, target_label=target, old=old, new=new, context=context,
-                                 origin=origin, source_id=source_id))  # fmt: skip
+        out.append(region)
     return out
 
 

