@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 FIELDS = (
     "flip_task", "prob_task", "flip_independent", "prob_independent", "edit_distance", "bleu_to_original",
     "unknown_words", "perplexity", "original_perplexity", "perplexity_ratio", "self_bleu", "edit_distance_to_human", "bleu_to_human",
+    "words_changed_by_human_too", "human_words_changed",
 )  # fmt: skip
 
 
@@ -190,6 +191,9 @@ def evaluate(
             "pairs": len(both),
             "edit_distance_to_human": M.summarize(r["edit_distance_to_human"] for r in both),
             "bleu_to_human": M.summarize(r["bleu_to_human"] for r in both),
+            # Of the words cda changed, the share the human changed too; of the human's, the share cda changed.
+            "words_changed_by_human_too": M.summarize(r["words_changed_by_human_too"] for r in both),
+            "human_words_changed": M.summarize(r["human_words_changed"] for r in both),
         }
     from cda.review.agreement import review_summary
 
@@ -381,6 +385,8 @@ def _closeness_rows(rows: list[dict]) -> None:
             continue
         row["edit_distance_to_human"] = round(M.edit_distances([(ref, row["counterfactual"])])[0], 4)
         row["bleu_to_human"] = round(M.bleu(row["counterfactual"], [ref]), 4)
+        precision, recall = M.changed_word_overlap(row["original"], row["counterfactual"], ref)
+        row["words_changed_by_human_too"], row["human_words_changed"] = _round(precision), _round(recall)
 
 
 def _candidate_counts(build: BuildOutput) -> dict[str, Any]:

@@ -45,6 +45,8 @@ SIDE_BY_SIDE = (
     ("self-BLEU of candidates (mean; lower = more diverse)", "self_bleu", "mean"),
     ("token edit distance to the human counterfactual (mean)", "edit_distance_to_human", "mean"),
     ("BLEU to the human counterfactual (mean)", "bleu_to_human", "mean"),
+    ("share of cda's changed words the human changed too (mean)", "words_changed_by_human_too", "mean"),
+    ("share of the human's changed words cda changed (mean)", "human_words_changed", "mean"),
 )
 PER_PAIR = (
     ("flip (task)", "flip_task"),

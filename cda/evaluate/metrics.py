@@ -11,7 +11,8 @@ rows into the overall and per source→target numbers the report shows.
 * **diversity** — :func:`self_bleu`: mean BLEU of each candidate against the other
   candidates of the same original (Polyjuice); lower is more diverse.
 * **closeness** — :func:`bleu`: BLEU of one text against reference texts (sacrebleu,
-  sentence level, 0–100).
+  sentence level, 0–100); :func:`changed_word_overlap`: which of the original's words both
+  cda and the human changed (does cda change the words people change, and all of them?).
 
 Examples:
     >>> round(bleu("a b c d", ["a b c e"]), 2)
@@ -124,6 +125,40 @@ def edit_distances(
 
         distance = token_edit_distance
     return [float(distance(a, b)) for a, b in pairs]
+
+
+def changed_words(original: str, edited: str) -> set[int]:
+    """Indices of the original's word tokens (spaCy tokens with a letter or digit) that the edit
+    replaced or deleted; an insertion counts the word after it (as
+    :func:`cda.generate.trained.alignment.changed_regions` aligns them).
+
+    Examples:
+        >>> sorted(changed_words("A dull , slow film .", "A great , slow film !"))
+        [1]
+    """
+    from cda.filter.tokens import tokens_with_offsets
+    from cda.generate.trained.alignment import changed_regions
+
+    regions = changed_regions(original, edited)
+    return {
+        i for i, t in enumerate(tokens_with_offsets(original))
+        if any(ch.isalnum() for ch in t.text) and any(t.start < r.end and r.start < t.end for r in regions)
+    }  # fmt: skip
+
+
+def changed_word_overlap(original: str, edited: str, reference: str) -> tuple[float | None, float | None]:
+    """``(precision, recall)`` of the words ``edited`` changed against those ``reference`` (the
+    human counterfactual of the same original) changed: precision, the share of cda's changed
+    words the human changed too; recall, the share of the human's that cda changed. ``None``
+    where a side changed no word.
+
+    Examples:
+        >>> changed_word_overlap("A dull , slow film .", "A great , slow film .", "A great , quick film .")
+        (1.0, 0.5)
+    """
+    ours, theirs = changed_words(original, edited), changed_words(original, reference)
+    both = len(ours & theirs)
+    return (both / len(ours) if ours else None, both / len(theirs) if theirs else None)
 
 
 def perplexity_ratios(counterfactual: Sequence[float | None], original: Sequence[float | None]) -> list[float | None]:

@@ -87,6 +87,8 @@ def test_metrics_match_hand_computed_values(build_dir, tmp_path):
     assert close["pairs"] == 2
     assert close["edit_distance_to_human"]["mean"] == pytest.approx((0.4 + 0.25) / 2)
     assert close["bleu_to_human"]["mean"] == pytest.approx((BLEU_REALLY_GOOD_VS_GREAT + BLEU_GOOD_FILM_VS_TERRIBLE) / 2, abs=1e-3)
+    # bad -> "really good" (human: great), great -> good (human: terrible): the same words changed
+    assert close["words_changed_by_human_too"]["mean"] == 1.0 and close["human_words_changed"]["mean"] == 1.0
 
     assert m["judges"]["task"]["accuracy_on_originals"] == 1.0
     assert m["judges"]["independent"]["accuracy_on_originals"] == pytest.approx(2 / 3, abs=1e-4)
@@ -375,3 +377,13 @@ def test_funnel_of_the_tiny_build(build_dir):
     result = evaluate(build_dir, components=EvalComponents(task_judge=FakeClassifier()), judge=None, fluency=False)
     (step,) = result.metrics["funnel"]
     assert (step["plans"], step["candidates"], step["plans_with_counterfactual"], step["cumulative_share"]) == (3, 5, 2, 0.6667)
+
+
+def test_changed_word_overlap_counts_the_originals_words_both_changed():
+    from cda.evaluate.metrics import changed_word_overlap
+
+    original = "The plot is dull and the acting is wooden ."
+    human = "The plot is gripping and the acting is superb ."
+    assert changed_word_overlap(original, "The plot is gripping and the acting is wooden .", human) == (1.0, 0.5)
+    assert changed_word_overlap(original, "The story is gripping and the acting is wooden .", human) == (0.5, 0.5)
+    assert changed_word_overlap(original, original, human) == (None, 0.0)
