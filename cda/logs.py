@@ -56,6 +56,10 @@ def vllm_logging_config(log_file: Path) -> Path:
     return Path(path)
 
 
+# Where engines' own output goes (:func:`engine_output`): the log file, unless verbose.
+_ENGINE_LOG: Path | None = None
+
+
 def setup_logging(verbose: bool, log_file: Path | None, console: Console | None = None) -> None:
     """Terminal handler (rich) and, with ``log_file``, a file handler that keeps every line.
 
@@ -75,6 +79,8 @@ def setup_logging(verbose: bool, log_file: Path | None, console: Console | None 
         handlers.append(file_handler)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=handlers, force=True)  # fmt: skip
+    global _ENGINE_LOG
+    _ENGINE_LOG = None if verbose else log_file
     if verbose:
         return
     terminal.addFilter(_quiet_libraries)
@@ -98,27 +104,19 @@ def _quiet_libraries(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or not record.name.startswith(_LIBRARIES)
 
 
-def log_file() -> Path | None:
-    """The file the root logger writes to (:func:`setup_logging`'s ``log_file``), or ``None``."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            return Path(handler.baseFilename)
-    return None
-
-
 @contextlib.contextmanager
 def engine_output() -> Iterator[None]:
     """Inside: file descriptors 1 and 2 write to the log file, so what an engine prints itself
     (vLLM's engine process inherits them: its warnings, C++ messages and weight-loading bars)
     goes there instead of the terminal. Without a log file (``--verbose``, or a library caller
-    who set up no logging), nothing changes.
+    who did not call :func:`setup_logging`), nothing changes.
 
     Examples:
         >>> with engine_output():  # no log file here: a no-op
         ...     pass
     """
-    target = log_file()
-    if target is None or os.environ.get("VLLM_LOGGING_CONFIG_PATH") is None:
+    target = _ENGINE_LOG
+    if target is None:
         yield
         return
     for stream in (sys.stdout, sys.stderr):
@@ -139,7 +137,10 @@ def engine_output() -> Iterator[None]:
 
 
 def close_log_files() -> None:
-    """Close and detach the root logger's file handlers (before their file is moved)."""
+    """Close and detach the root logger's file handlers (before their file is moved); engines'
+    output is no longer redirected."""
+    global _ENGINE_LOG
+    _ENGINE_LOG = None
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         root.removeHandler(handler)

@@ -47,8 +47,8 @@ from cda.cache import Cache
 from cda.config import PairsConfig
 from cda.edit.plans import fill_blanks, mask_segment
 from cda.edit.strategies import InfillStrategy
-from cda.explain.prior import ChangePrior, change_counts
-from cda.filter.tokens import tokens_with_offsets
+from cda.explain.prior import ChangePrior, change_counts, prior_from_pairs
+from cda.filter.tokens import Token, tokens_with_offsets
 from cda.records import Candidate, EditPlan, Record, Span
 from cda.registry import edit_strategies
 
@@ -180,6 +180,29 @@ def _negated(old: str, tags: Tags, before: tuple[str, str] | None) -> str | None
     return "not " + old
 
 
+def _written(new: str, text: str, tokens: tuple[Token, ...], i: int, n: int, tags: Tags | None) -> str | None:
+    """``new`` as it replaces tokens ``i`` to ``i + n - 1`` of ``text``: in the old words' case, and
+    :data:`_NEGATION` as the sentence needs (:func:`_negated`); ``None`` where it cannot go.
+
+    Examples:
+        >>> text = "I would recommend it, not recommend it."
+        >>> tokens = tokens_with_offsets(text)
+        >>> _written(_NEGATION, text, tokens, 2, 1, None), _written(_NEGATION, text, tokens, 6, 1, None)
+        ('not recommend', None)
+    """
+    old = text[tokens[i].start : tokens[i + n - 1].end]
+    if new != _NEGATION:
+        return _in_case_of(old, new)
+    previous = tokens[i - 1].text.lower() if i > 0 else None
+    if previous in ("not", "n't", "never", "no"):
+        return None  # already negated
+    before = None
+    if previous is not None:
+        before = tags[i - 1] if tags is not None else ("AUX" if previous in _AUXILIARIES else "", "")
+    negated = _negated(old, tags[i : i + n] if tags is not None else [], before)
+    return None if negated is None else _in_case_of(old, negated.lower())  # "Worth it." -> "Not worth it."
+
+
 @functools.lru_cache(maxsize=1024)
 def _tags_of(spacy_model: str, text: str) -> Tags:
     """The parts of speech of one text (cached: a record's target labels share them)."""
@@ -237,11 +260,13 @@ class Lexicon:
         phrase_words: int = 3,
         smoothing: float = 2.0,
         tagger: Callable[[list[str]], list[Tags]] | None = None,
+        prior: ChangePrior | None = None,
     ) -> "Lexicon":
         """The lexicon of ``(original, revised, source label, target label)`` pairs: their word-level
         edits of at most ``phrase_words`` words on either side (:func:`~cda.generate.demonstrations.word_edits`),
         keyed by the old words' parts of speech when a ``tagger`` (:func:`pos_tagger`) is given.
-        Negations of the old words ("not worth", "don't recommend") are one replacement, :data:`_NEGATION`."""
+        Negations of the old words ("not worth", "don't recommend") are one replacement, :data:`_NEGATION`.
+        ``prior``: the pairs' change prior, when already known (else counted here)."""
         from cda.generate.demonstrations import text_id, word_edits
 
         pairs = list(pairs)
@@ -257,7 +282,8 @@ class Lexicon:
                     pos = tuple(p for p, _ in tagged[k : k + len(old)])
                 new = _as_negation(old, _canonical(region.old.strip(), region.new.strip()))
                 replacements[(source, target, old, pos)][new].add(text_id(original))
-        prior = ChangePrior.from_counts(change_counts([(o, r, s) for o, r, s, _ in pairs]), smoothing)
+        if prior is None:
+            prior = ChangePrior.from_counts(change_counts([(o, r, s) for o, r, s, _ in pairs]), smoothing)
         return cls({k: dict(v) for k, v in replacements.items()}, prior, phrase_words)
 
     def as_json(self) -> dict:
@@ -336,18 +362,9 @@ class Lexicon:
                 start, end = tokens[i].start, tokens[i + n - 1].end
                 if all(w.replace(".", "").isdigit() for w in content) and not _RATING.match(text, end):
                     continue
-                if new == _NEGATION:
-                    before = None
-                    if i > 0:
-                        before = tags[i - 1] if tags is not None else ("AUX" if lowered[i - 1] in _AUXILIARIES else "", "")
-                    if before is not None and lowered[i - 1] in ("not", "n't", "never", "no"):
-                        continue  # already negated
-                    new = _negated(text[start:end], tags[i : i + n] if tags is not None else [], before)
-                    if new is None:
-                        continue
-                    new = _in_case_of(text[start:end], new.lower())  # "Worth it." -> "Not worth it."
-                else:
-                    new = _in_case_of(text[start:end], new)
+                new = _written(new, text, tokens, i, n, tags)
+                if new is None:
+                    continue
                 if start > 0 and text[start - 1].isalnum() and new[:1].isalnum():
                     new = " " + new  # "n't" of "didn't" -> "did so", not "didso"
                 free = i > 0 and (not out or out[-1].end <= tokens[i - 1].start)
@@ -377,7 +394,8 @@ def lexicon_for(pairs: PairsConfig, config: "Config", phrase_words: int, where: 
     if key not in _LOADED:
         stored = cache.get_json(key)
         if stored is None:
-            lexicon = Lexicon.from_pairs(quads, phrase_words, tagger=pos_tagger(spacy_model))
+            prior = prior_from_pairs([(o, r, s) for o, r, s, _ in quads], cache)
+            lexicon = Lexicon.from_pairs(quads, phrase_words, tagger=pos_tagger(spacy_model), prior=prior)
             cache.put_json(key, lexicon.as_json())
         else:
             lexicon = Lexicon.from_json(stored)

@@ -95,13 +95,17 @@ def prior_from_config(config: "Config", cache: "Cache") -> ChangePrior | None:
     from cda.generate.pairs import read_pairs
 
     pairs = read_pairs(settings.pairs, config, "explain.prior.pairs")
-    triples = [(o.segments[s], revised[s], o.label) for o, revised, _, s in pairs]
+    prior = prior_from_pairs([(o.segments[s], revised[s], o.label) for o, revised, _, s in pairs], cache, settings.smoothing)
+    log.info("change prior: %d pairs from %s, base rate %.3f", len(pairs) // 2, settings.pairs.path, prior.base)
+    return prior
+
+
+def prior_from_pairs(triples: list[tuple[str, str, str]], cache: "Cache", smoothing: float = 2.0) -> ChangePrior:
+    """The prior of ``(original, revised, label)`` pairs, its counts cached by the pairs' content
+    (the Edit stage's lexicon and ``explain.prior`` share them when they read the same pairs)."""
     key = cache.key("change_prior", {"pairs": triples, "version": 1})
     counts = cache.get_json(key)
     if counts is None:
         counts = {label: {w: list(v) for w, v in words.items()} for label, words in change_counts(triples).items()}
         cache.put_json(key, counts)
-    prior = ChangePrior.from_counts({l: {w: tuple(v) for w, v in ws.items()} for l, ws in counts.items()},
-                                    settings.smoothing)  # fmt: skip
-    log.info("change prior: %d pairs from %s, base rate %.3f", len(pairs) // 2, settings.pairs.path, prior.base)
-    return prior
+    return ChangePrior.from_counts({l: {w: tuple(v) for w, v in ws.items()} for l, ws in counts.items()}, smoothing)
