@@ -17,6 +17,10 @@ only as a rating ("7/10", not "7 movies"); a negation ("do not recommend", "not 
 vote whatever its spelling, written as the sentence needs ("would not recommend", "I do not
 recommend"; none where that takes rewriting: "he recommends").
 
+With ``fill: generator`` the sites are the blanks and the generator writes their new words (a
+generator trained on the same pairs, ``cda train-generator``, learnt to fill exactly such blanks):
+the lexicon says where, the generator says what.
+
 A text with no site is
 planned as ``infill`` (the generator fills the rationale spans), and a lexicon plan that the
 filter rejects becomes, in search round 2, the ``infill`` plan of its rationale spans; later
@@ -39,7 +43,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Literal
 
 from pydantic import Field
 
@@ -406,7 +410,7 @@ def lexicon_for(pairs: PairsConfig, config: "Config", phrase_words: int, where: 
 
 @edit_strategies.register("lexicon")
 class LexiconStrategy(InfillStrategy):
-    """Replace the words people change (by rule, no generator); ``infill`` where there are none.
+    """Replace the words people change (by rule, or blanked for the generator); ``infill`` where there are none.
     See the module docstring.
 
     Examples:
@@ -423,6 +427,10 @@ class LexiconStrategy(InfillStrategy):
         '[BLANK1], [BLANK2] film. I [BLANK3] it.'
         >>> [(c.segments["text"], c.generator) for c in strategy.rule_candidates(r, plan)]
         [('An interesting, good film. I loved it.', 'rule:lexicon')]
+        >>> cfg.edit.strategy.fill = "generator"  # the same blanks, for the generator to fill
+        >>> plan = make_strategy(cfg).plans(r)[0]
+        >>> plan.masked, plan.replacements, make_strategy(cfg).rule_candidates(r, plan)
+        ('[BLANK1], [BLANK2] film. I [BLANK3] it.', [], None)
     """
 
     class Settings(InfillStrategy.Settings):
@@ -434,6 +442,10 @@ class LexiconStrategy(InfillStrategy):
         min_texts: int = Field(default=3, ge=1)
         # A site needs a word people changed at least this often when it occurred in a source-label text.
         min_rate: float = Field(default=0.4, ge=0.0, le=1.0)
+        # Who writes the sites' new words: ``rule`` (people's most common replacement) or
+        # ``generator`` (the sites are the blanks an LLM fills: the lexicon says where, a trained
+        # generator says what; AutoCAD's infilling on the words people change).
+        fill: Literal["rule", "generator"] = "rule"
 
     _lexicon: Lexicon | None = None
 
@@ -455,16 +467,18 @@ class LexiconStrategy(InfillStrategy):
         if not sites:
             return None
         spans = [Span(segment=plan.segment, start=site.start, end=site.end, text=site.old) for site in sites]
+        by_rule = s.fill == "rule"  # type: ignore[attr-defined]
         return EditPlan(target_label=plan.target_label, segment=plan.segment, spans=spans,
                         masked=mask_segment(text, spans, self.config.edit.blank),
-                        replacements=[site.new for site in sites], round=plan.round)  # fmt: skip
+                        replacements=[site.new for site in sites] if by_rule else [], round=plan.round)  # fmt: skip
 
     def plans(self, record: Record) -> list[EditPlan]:
         """Per target label: the lexicon plan where the segment has sites, else the ``infill`` plan."""
         return [self.lexicon_plan(record, plan) or plan for plan in super().plans(record)]
 
     def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
-        """After a lexicon plan: the ``infill`` plan of the rationale spans; after that, a wider mask."""
+        """After a lexicon plan: the ``infill`` plan of the rationale spans; after that, a wider mask
+        (with ``fill: generator``, the sites' mask widened by the rationale spans)."""
         if not plan.replacements:
             return super().widen(record, plan, round, add_spans)
         for infill in super().plans(record):

@@ -3,6 +3,7 @@
 * :mod:`~cda.filter.logic` — well-formed edit: other segments kept, text outside spans kept, no leakage
 * :mod:`~cda.filter.minimality` — token edit distance (:func:`token_edit_distance`, also used by evaluation)
 * :mod:`~cda.filter.words` — every added word is an English word (no invented words, no other language)
+* :mod:`~cda.filter.part_of_speech` — each blank keeps its part of speech (opt-in)
 * :mod:`~cda.filter.duplicate` — repeats of an earlier sample of the same plan
 * :mod:`~cda.filter.label` — the classifier reads the target label
 * :mod:`~cda.filter.fluency` — perplexity relative to the original's

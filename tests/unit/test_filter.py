@@ -525,3 +525,28 @@ def test_words_check_fails_invented_and_foreign_words_only_where_added():
     assert check.check("The film was dull.", "The film was superb.").passed
     # Rare words the original already had are not the edit's doing.
     assert check.check("Schlockmeister Zqx was dull.", "Schlockmeister Zqx was superb.").passed
+
+
+def test_part_of_speech_check_keeps_each_blank_the_kind_of_word_it_was():
+    from cda.filter.checks import CheckItem
+    from cda.filter.part_of_speech import PartOfSpeechCheck
+
+    check = PartOfSpeechCheck.create(_config(checks=["part_of_speech"]))
+    text = "Weber was especially good, and I enjoyed his work in this film."
+
+    def run(*values: str) -> Check:
+        spans = [_span(text, "good"), _span(text, "enjoyed")]
+        raw = "\n".join(f"[BLANK{k}]: {v}" for k, v in enumerate(values, start=1))
+        edited = text.replace("good", values[0]).replace("enjoyed", values[1])
+        plan = EditPlan(target_label="Negative", segment="text", spans=spans)
+        return check.run([CheckItem(Record(index=0, segments={"text": text}, label="Positive"), plan,
+                                    Candidate(segments={"text": edited}, raw=raw))])[0]  # fmt: skip
+
+    assert run("bad", "hated").passed
+    assert run("really bad", "hated").passed  # the last content word decides
+    assert run("bad", "and").reason == "'enjoyed' (VERB) became 'and' (no content word)"
+    assert not run("mermaid", "hated").passed  # an adjective's blank filled with a noun
+    # A candidate that is not a fill of the plan's blanks (a rewrite) is not judged here.
+    plan = EditPlan(target_label="Negative", segment="text", spans=[_span(text, "good")])
+    rewrite = Candidate(segments={"text": "Weber was bad."}, raw="Weber was bad.")
+    assert check.run([CheckItem(Record(index=0, segments={"text": text}, label="Positive"), plan, rewrite)])[0].passed

@@ -135,6 +135,21 @@ def test_texts_with_sites_get_a_rule_candidate_and_the_others_ask_the_generator(
     assert '"old": "bad", "new": "good", "type": "lexicon"' in edits[0]
 
 
+def test_with_fill_generator_the_sites_are_the_blanks_the_generator_fills(tmp_path):
+    config = _config(tmp_path)
+    config.edit.strategy.fill = "generator"
+    rows = {"Text": ["What a boring , bad plot ."], "Sentiment": ["Negative"]}
+    generator = FakeGenerator(["[BLANK1]: a gripping\n[BLANK2]: great"])
+    result = build(config, datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), generator))
+
+    plan = result.records[0].plans[0]
+    assert plan.masked == "What [BLANK1] , [BLANK2] plot ." and plan.replacements == []  # the lexicon's sites, no rule
+    assert len(generator.prompts) == 1 and "[BLANK2]" in generator.prompts[0]
+    assert [c.segments["text"] for c in plan.candidates if c.segments] == ["What a gripping , great plot ."] * 2
+    edits = result.dataset.filter(lambda r: r["cda_is_counterfactual"])["cda_edits"]
+    assert edits == ["[]"]  # no rule edit is claimed for words the generator wrote
+
+
 def test_a_rejected_lexicon_plan_becomes_the_infill_plan_of_the_rationale_in_round_two(tmp_path):
     # The fake classifier does not know "exciting": the lexicon's edit leaves it undecided (0.5).
     rows = {"Text": ["A boring plot ."], "Sentiment": ["Negative"]}

