@@ -7,7 +7,8 @@ learns which words fit a slot: it fills "Weber was especially [good]" with "bad"
 reader reads them as broken. This check tags the original and the candidate with spaCy and
 compares, per blank, the part of speech of the last content word of the old words with that of
 the new ones (adjective, adverb, noun, verb, number, interjection): a blank whose content word
-became another kind, or became function words only ("an [amazing]" -> "no"), fails. Blanks that
+became another kind, or became function words only ("an [amazing]" -> "no"), fails, and so does
+one that held a determiner and lost it ("This is [an excellent] film" -> "terrible"). Blanks that
 held no content word ("not", "the") are not judged, nor are candidates that are not fills of
 the plan's blanks (rewrites). Opt-in: ``filter.checks.part_of_speech: {}``.
 
@@ -19,6 +20,8 @@ Examples:
     True
     >>> check.check("Weber was quite good.", span, ["and"]).reason
     "'good' (ADJ) became 'and' (no content word)"
+    >>> check.check("It is an excellent film.", [Span(segment="text", start=6, end=18)], ["terrible"]).reason
+    "'an excellent' lost its determiner: 'terrible'"
 """
 
 from __future__ import annotations
@@ -55,13 +58,17 @@ class PartOfSpeechCheck(FilterCheck):
         from cda.explain.spans import load_spacy
 
         nlp = load_spacy(self.spacy_model, parser=False, tagger=True)
-        return [(t.idx, t.idx + len(t.text), t.pos_) for t in nlp(text)]
+        return [(t.idx, t.idx + len(t.text), "DET" if t.tag_ == "PRP$" else t.pos_) for t in nlp(text)]  # "my", "its": DET
 
     @staticmethod
     def _head(tags: list[tuple[int, int, str]], start: int, end: int) -> tuple[str, str] | None:
         """The kind of the last content word within ``[start, end)``, with its part of speech."""
         inside = [pos for s, e, pos in tags if s < end and start < e and pos in _KIND]
         return (_KIND[inside[-1]], inside[-1]) if inside else None
+
+    @staticmethod
+    def _has_determiner(tags: list[tuple[int, int, str]], start: int, end: int) -> bool:
+        return any(pos == "DET" for s, e, pos in tags if s < end and start < e)
 
     def check(self, original: str, spans: list[Span], values: list[str]) -> Check:
         """The check for ``original`` with ``spans`` (in text order) filled with ``values``."""
@@ -76,6 +83,9 @@ class PartOfSpeechCheck(FilterCheck):
             if old is None:
                 continue
             new = self._head(new_tags, start, start + len(value))
+            if self._has_determiner(old_tags, span.start, span.end) and not self._has_determiner(new_tags, start, start + len(value)):
+                reason = f"{original[span.start : span.end]!r} lost its determiner: {value.strip()!r}"
+                return Check(name=self.name, passed=False, reason=reason)
             if new is None or new[0] != old[0]:
                 became = f"{value.strip()!r} ({new[1]})" if new else f"{value.strip()!r} (no content word)"
                 reason = f"{original[span.start : span.end]!r} ({old[1]}) became {became}"
