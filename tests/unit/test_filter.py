@@ -546,6 +546,11 @@ def test_part_of_speech_check_keeps_each_blank_the_kind_of_word_it_was():
     assert run("really bad", "hated").passed  # the last content word decides
     assert run("bad", "and").reason == "'enjoyed' (VERB) became 'and' (no content word)"
     assert not run("mermaid", "hated").passed  # an adjective's blank filled with a noun
+    det = "It is an excellent film."
+    plan = EditPlan(target_label="Negative", segment="text", spans=[_span(det, "an excellent")])
+    for value, passed in (("a terrible", True), ("terrible", False)):
+        fill = Candidate(segments={"text": det.replace("an excellent", value)}, raw=f"[BLANK1]: {value}")
+        assert check.run([CheckItem(Record(index=0, segments={"text": det}, label="Positive"), plan, fill)])[0].passed is passed
     # A candidate that is not a fill of the plan's blanks (a rewrite) is not judged here.
     plan = EditPlan(target_label="Negative", segment="text", spans=[_span(text, "good")])
     rewrite = Candidate(segments={"text": "Weber was bad."}, raw="Weber was bad.")
