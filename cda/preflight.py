@@ -131,7 +131,10 @@ def check_models(config: Config, stages: tuple[str, ...] = ("explain", "edit", "
             _model_spec(config.generate.model, "generate.model")
         _adapter(config.generate.lora_path, "generate.lora_path")
     if config.generator is not None and "generate" in stages:
+        from cda.generate.trained.train import check_generator_template
+
         _adapter(config.generator.path, "generator.path")
+        check_generator_template(config)
         pairs = config.generator.train.pairs if config.generator.train is not None else None
         if pairs is not None:
             _file(pairs.path, "generator.train.pairs.path")

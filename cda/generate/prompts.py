@@ -1,7 +1,8 @@
 """Prompt rendering: Jinja templates from ``prompts/`` (installed as ``cda.prompts``) or a file.
 
 ``generate.template`` is a versioned template name (``infill.v1``) or a path to a
-``.jinja`` file; unset, it is the edit strategy's (``infill.v1``, ``rewrite.v1``). Templates render with
+``.jinja`` file; unset, it is the edit strategy's (``infill.v1``, ``rewrite.v1``), or with a
+``generator`` section the one its adapter was trained with (``trained_infill.v1`` for a new one). Templates render with
 ``StrictUndefined``, so a misspelt variable is an error, not an empty string.
 
 Variables every template gets:
@@ -109,8 +110,11 @@ def template_name(config: Config) -> str:
     """
     spec = config.generate.template
     if spec is None:
-        if config.generator is not None:
-            return TRAINED_TEMPLATE
+        if config.generator is not None:  # the format the adapter learnt, as its cda_generator.json says
+            from cda.generate.trained.train import adapter_meta
+
+            path = config.generator.path
+            return (adapter_meta(Path(path).expanduser()).get("template") if path else None) or TRAINED_TEMPLATE
         from cda.edit.strategies import make_strategy
 
         return make_strategy(config).template
@@ -246,15 +250,7 @@ def check_template(config: Config, records: list[Record]) -> None:
     else:
         segments = {name: "An example sentence." for name in task.segments}
         record = Record(index=0, segments=segments, label=task.labels[0])
-    segment = editable_segments(task)[0]
-    text = record.segments[segment]
-    first = text.split()[0] if text.split() else text
-    start = text.find(first)
-    span = Span(segment=segment, start=start, end=start + len(first), text=first)
-    targets = target_labels(task, record.label) or [label for label in task.labels if label != record.label]
-    masked = text[:start] + config.edit.blank.format(i=1) + text[start + len(first) :]
-    plan = EditPlan(target_label=targets[0], segment=segment, spans=[span], masked=masked)
-    render_with(template, prompt_variables(config, record, plan))
+    render_with(template, prompt_variables(config, record, _first_word_plan(config, record)))
     used = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(template.source))
     unknown = sorted(used - set(TEMPLATE_VARIABLES))
     if unknown:  # a variable used only in a branch the dummy plan did not take
@@ -262,3 +258,36 @@ def check_template(config: Config, records: list[Record]) -> None:
             f"Prompt template {template.name!r} ({template.origin}) uses unknown variable(s) {unknown}. "
             f"Allowed variables: {', '.join(TEMPLATE_VARIABLES)}"
         )
+
+
+def _first_word_plan(config: Config, record: Record) -> EditPlan:
+    """A plan that blanks the first word of the record's first editable segment."""
+    segment = editable_segments(config.task)[0]
+    text = record.segments[segment]
+    first = text.split()[0] if text.split() else text
+    start = text.find(first)
+    span = Span(segment=segment, start=start, end=start + len(first), text=first)
+    targets = target_labels(config.task, record.label) or [label for label in config.task.labels if label != record.label]
+    masked = text[:start] + config.edit.blank.format(i=1) + text[start + len(first) :]
+    return EditPlan(target_label=targets[0], segment=segment, spans=[span], masked=masked)
+
+
+def shows_replaced_words(config: Config) -> bool:
+    """Whether the configured template shows the words a blank replaces (``trained_infill.v2``
+    does, ``trained_infill.v1`` and ``infill.v1`` do not).
+
+    Raises:
+        TemplateError: as :func:`check_template`.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["a", "b"]}, "generate": {"template": "trained_infill.v2"}})
+        >>> shows_replaced_words(cfg), shows_replaced_words(cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"template": "trained_infill.v1"})}))
+        (True, False)
+    """
+    probe = "Qzxjv"  # a word no context around the blank contains
+    edited = editable_segments(config.task)[0]
+    segments = {name: f"{probe} and more words." if name == edited else "Other words." for name in config.task.segments}
+    record = Record(index=0, segments=segments, label=config.task.labels[0])
+    return probe in render_with(load_template(config), prompt_variables(config, record, _first_word_plan(config, record)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from cda.edit.plans import masked_window
 from cda.generate.trained.alignment import changed_regions
 from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
 from cda.generate.trained.loss import generator_loss, token_unlikelihood
-from cda.generate.trained.train import encode, human_pairs
+from cda.generate.trained.train import GeneratorTrainingError, check_generator_template, encode, human_pairs
 from cda.records import Record, Span
 
 TASK = {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"]}
@@ -128,6 +130,40 @@ def test_trained_template_is_the_default_with_a_generator_section():
     from cda.generate.prompts import template_name
 
     assert template_name(make_config()) == "trained_infill.v1"
+
+
+def test_the_edit_template_shows_each_blank_the_words_it_replaces():
+    cfg = make_config(context_words=2, train={"pairs": {"path": "p.tsv", "key": "id"}, "unlikelihood": 0})
+    cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"template": "trained_infill.v2"})})
+    original = Record(index=0, segments={"text": "A dull start, a slow middle."}, label="Negative")
+    (example,) = pair_examples(original, {"text": "A lively start, a brisk middle."}, "Positive", "text", cfg)
+    assert example.prompt == "Text (Positive): A [BLANK1: dull] start, a [BLANK2: slow] middle."
+    assert example.answer == "[BLANK1]: lively\n[BLANK2]: brisk"
+
+
+def adapter_folder(tmp_path, template):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "cda_generator.json").write_text(json.dumps({"template": template}))
+    return str(tmp_path)
+
+
+def test_an_adapter_generates_with_the_template_it_was_trained_with(tmp_path):
+    from cda.generate.prompts import template_name
+
+    cfg = make_config(path=adapter_folder(tmp_path, "trained_infill.v2"), train=None)
+    assert template_name(cfg) == "trained_infill.v2"
+    check_generator_template(cfg)
+    other = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"template": "trained_infill.v1"})})
+    with pytest.raises(GeneratorTrainingError, match="trained with the prompt template 'trained_infill.v2'.*set generate.template: trained_infill.v2"):
+        check_generator_template(other)
+
+
+def test_self_supervised_training_refuses_a_template_that_shows_the_answers():
+    cfg = make_config()
+    check_generator_template(cfg)
+    shown = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"template": "trained_infill.v2"})})
+    with pytest.raises(GeneratorTrainingError, match="shows the words each blank replaces"):
+        check_generator_template(shown)
 
 
 # ---------------------------------------------------------------------- encoding and loss

@@ -45,6 +45,37 @@ class GeneratorTrainingError(CdaError, ValueError):
     """The generator cannot be trained as configured (no examples, unreadable pairs)."""
 
 
+def check_generator_template(config: Config) -> None:
+    """The prompt template fits the generator section, checked before any model loads.
+
+    * An adapter at ``generator.path`` only knows the template it was trained with (its
+      ``cda_generator.json``), so ``generate.template`` must name that one.
+    * Self-supervised examples answer with the blanked words, so their template must not show
+      those words (``trained_infill.v2`` does: it is for human pairs), or the generator learns to copy.
+
+    Raises:
+        GeneratorTrainingError: either does not hold (the message says which template to use).
+    """
+    from cda.generate.prompts import shows_replaced_words, template_name
+
+    generator = config.generator
+    if generator is None:
+        return
+    name = template_name(config)
+    trained_with = adapter_meta(Path(generator.path).expanduser()).get("template") if generator.path else None
+    if trained_with is not None and trained_with != name:
+        raise GeneratorTrainingError(
+            f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
+            f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
+        )
+    if generator.path is None and generator.train is not None and generator.train.self_supervised and shows_replaced_words(config):
+        raise GeneratorTrainingError(
+            f"generator.train.self_supervised: the template {name!r} shows the words each blank replaces, and "
+            "self-supervised examples answer with those words, so the generator would learn to copy them; "
+            "use generate.template: trained_infill.v1 (or train from pairs only)"
+        )
+
+
 # ---------------------------------------------------------------------- examples
 def human_pairs(config: Config) -> list[tuple[Record, dict[str, str], str, str]]:
     """``(original, revised segments, target label, edited segment)`` from ``generator.train.pairs``
@@ -75,6 +106,7 @@ def collect_examples(config: Config, explained: Callable[[], list[Record]] | Non
             spans (the Runner runs Explain on them).
     """
     assert config.generator is not None and config.generator.train is not None
+    check_generator_template(config)
     train = config.generator.train
     examples: list[InfillExample] = []
     for original, revised, target, segment in human_pairs(config):
@@ -152,6 +184,7 @@ def train_generator(examples: list[InfillExample], config: Config, output: Path)
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
     from cda.generate.model_files import resolve_model_name
+    from cda.generate.prompts import template_name
     from cda.generate.trained.loss import generator_loss
     from cda.generate.transformers_backend import TransformersGenerator
     from cda.models import set_threads
@@ -224,7 +257,7 @@ def train_generator(examples: list[InfillExample], config: Config, output: Path)
     tail = losses[-max(1, len(losses) // 10) :]
     meta = {
         "base_model": resolve_model_name(config.generate.model),
-        "template": "trained_infill.v1",
+        "template": template_name(config),
         "context_words": config.generator.context_words,
         "max_blanks": config.generator.max_blanks,
         "examples": {
