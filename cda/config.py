@@ -396,9 +396,9 @@ class GeneratorConfig(_Strict):
 
     With this section, ``cda build`` loads the adapter at ``path`` or trains one from
     ``train`` (cached by content hash, like the classifier), generates with it and the
-    template it was trained with (``generate.template``; ``trained_infill.v1`` by default,
-    ``trained_infill.v2`` also shows the words each blank replaces), which shows
-    ``context_words`` words around each blank.
+    template it was trained with (``generate.template``; by default ``trained_infill.v2``, whose
+    blanks show the words they replace, when it learns from human pairs only, else
+    ``trained_infill.v1``), which shows ``context_words`` words around each blank.
     """
 
     path: str | None = None

@@ -2,7 +2,7 @@
 
 ``generate.template`` is a versioned template name (``infill.v1``) or a path to a
 ``.jinja`` file; unset, it is the edit strategy's (``infill.v1``, ``rewrite.v1``), or with a
-``generator`` section the one its adapter was trained with (``trained_infill.v1`` for a new one). Templates render with
+``generator`` section the trained generator's (:func:`trained_template`). Templates render with
 ``StrictUndefined``, so a misspelt variable is an error, not an empty string.
 
 Variables every template gets:
@@ -62,8 +62,10 @@ TEMPLATE_VARIABLES = (
     "original", "masked", "window", "blanks", "spans", "substitutions", "demonstrations",
 )  # fmt: skip
 _SUFFIX = ".jinja"
-# The format a generator trained by ``cda train-generator`` learnt (the default with a ``generator`` section).
+# The formats a generator trained by ``cda train-generator`` learns: blanks only, and blanks that show
+# the words they replace (from human pairs; self-supervised answers are those words).
 TRAINED_TEMPLATE = "trained_infill.v1"
+TRAINED_EDIT_TEMPLATE = "trained_infill.v2"
 
 
 class TemplateError(CdaError, ValueError):
@@ -110,15 +112,35 @@ def template_name(config: Config) -> str:
     """
     spec = config.generate.template
     if spec is None:
-        if config.generator is not None:  # the format the adapter learnt, as its cda_generator.json says
-            from cda.generate.trained.train import adapter_meta
-
-            path = config.generator.path
-            return (adapter_meta(Path(path).expanduser()).get("template") if path else None) or TRAINED_TEMPLATE
+        if config.generator is not None:
+            return trained_template(config)
         from cda.edit.strategies import make_strategy
 
         return make_strategy(config).template
     return spec.removesuffix(_SUFFIX) if not _is_path(spec) else spec
+
+
+def trained_template(config: Config) -> str:
+    """The default template of a ``generator`` section: the one its adapter at ``generator.path``
+    was trained with (its ``cda_generator.json``), else ``trained_infill.v2`` for an adapter
+    trained from human pairs only, else ``trained_infill.v1``.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> task = {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]}
+        >>> pairs = {"path": "p.tsv", "key": "id"}
+        >>> [trained_template(config_from_dict({"data": {"path": "x.tsv"}, "task": task, "generator": {"train": train}}))
+        ...  for train in ({"pairs": pairs}, {"pairs": pairs, "self_supervised": True})]
+        ['trained_infill.v2', 'trained_infill.v1']
+    """
+    from cda.generate.trained.train import adapter_meta
+
+    generator = config.generator
+    assert generator is not None
+    if generator.path is not None:
+        return adapter_meta(Path(generator.path).expanduser()).get("template") or TRAINED_TEMPLATE
+    train = generator.train
+    return TRAINED_EDIT_TEMPLATE if train is not None and not train.self_supervised else TRAINED_TEMPLATE
 
 
 def load_template(config: Config) -> PromptTemplate:

@@ -23,7 +23,7 @@ def test_training_writes_a_peft_adapter_with_its_record(trained_adapter):
     adapter = trained_adapter
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     meta = adapter_meta(trained_adapter)
-    assert meta["template"] == "trained_infill.v1" and meta["steps"] == 2
+    assert meta["template"] == "trained_infill.v2" and meta["steps"] == 2  # from pairs only: blanks show their words
     assert meta["examples"]["from_pairs"] > 0 and meta["examples"]["unlikely"] > 0
     losses = [json.loads(line) for line in (adapter / LOSS_FILE).read_text().splitlines()]
     assert [row["step"] for row in losses] == [1, 2]
@@ -44,7 +44,7 @@ def test_transformers_backend_generates_with_the_adapter_merged(trained_adapter)
     adapter = trained_adapter
     gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
     assert gen.name == f"transformers:SmolLM2-135M-Instruct.Q4_1+lora:{adapter.name}"
-    prompt = "Text (Positive): The acting was [BLANK1] and the plot was [BLANK2] from start"
+    prompt = "Text (Positive): The acting was [BLANK1: dull] and the plot was [BLANK2: slow] from start"
     out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=16, seed=0))[0]
     assert out.error is None and len(out.texts) == 2
     print("\ntrained (2 steps) answers:", out.texts, [parse_infill(t, 2) for t in out.texts])

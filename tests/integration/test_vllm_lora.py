@@ -60,7 +60,7 @@ def test_engine_applies_a_lora_adapter(tmp_path):
         gen.unload()
 
 
-PROMPT = "Text (Positive): The acting was [BLANK1] and the plot was [BLANK2] from start"
+PROMPT = "Text (Positive): The acting was [BLANK1: dull] and the plot was [BLANK2: slow] from start"
 
 
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "lora-request"])

@@ -130,6 +130,7 @@ def test_trained_template_is_the_default_with_a_generator_section():
     from cda.generate.prompts import template_name
 
     assert template_name(make_config()) == "trained_infill.v1"
+    assert template_name(make_config(train={"pairs": {"path": "p.tsv", "key": "id"}})) == "trained_infill.v2"
 
 
 def test_the_edit_template_shows_each_blank_the_words_it_replaces():
