@@ -295,8 +295,8 @@ def _first_word_plan(config: Config, record: Record) -> EditPlan:
 
 
 def shows_replaced_words(config: Config) -> bool:
-    """Whether the configured template shows the words a blank replaces (``trained_infill.v2``
-    does, ``trained_infill.v1`` and ``infill.v1`` do not).
+    """Whether the configured template shows the words a blank replaces: ``trained_infill.v2``
+    does, and so do the zero-shot templates (they show the original); ``trained_infill.v1`` does not.
 
     Raises:
         TemplateError: as :func:`check_template`.

@@ -56,7 +56,7 @@ def check_generator_template(config: Config) -> None:
     Raises:
         GeneratorTrainingError: either does not hold (the message says which template to use).
     """
-    from cda.generate.prompts import shows_replaced_words, template_name
+    from cda.generate.prompts import TRAINED_TEMPLATE, shows_replaced_words, template_name
 
     generator = config.generator
     if generator is None:
@@ -72,7 +72,7 @@ def check_generator_template(config: Config) -> None:
         raise GeneratorTrainingError(
             f"generator.train.self_supervised: the template {name!r} shows the words each blank replaces, and "
             "self-supervised examples answer with those words, so the generator would learn to copy them; "
-            "use generate.template: trained_infill.v1 (or train from pairs only)"
+            f"use generate.template: {TRAINED_TEMPLATE} (or train from pairs only)"
         )
 
 
