@@ -42,13 +42,16 @@ Tags = tuple[tuple[int, int, str], ...]
 _CONTENT = frozenset({"ADJ", "ADV", "NOUN", "PROPN", "VERB", "NUM", "INTJ"})
 
 
-@functools.lru_cache(maxsize=4096)  # an original is checked once per candidate
-def _tagged(spacy_model: str, text: str) -> Tags:
+def _tags(spacy_model: str, text: str) -> Tags:
     """The tokens of ``text`` with their parts of speech (a possessive pronoun counts as a determiner)."""
     from cda.explain.spans import load_spacy
 
     nlp = load_spacy(spacy_model, parser=False, tagger=True)
     return tuple((t.idx, t.idx + len(t.text), "DET" if t.tag_ == "PRP$" else t.pos_) for t in nlp(text))
+
+
+# An original is checked once per candidate: its tags are kept (a candidate's are not, it is seen once).
+_original_tags = functools.lru_cache(maxsize=4096)(_tags)
 
 
 @checks.register(NAME)
@@ -66,9 +69,6 @@ class PartOfSpeechCheck(FilterCheck):
         super().__init__(settings or self.Settings(name=NAME), context)  # type: ignore[arg-type]
         self.spacy_model = (context.config.explain if context is not None else ExplainConfig()).spacy_model
 
-    def _tagged(self, text: str) -> Tags:
-        return _tagged(self.spacy_model, text)
-
     @staticmethod
     def _head(tags: Tags, start: int, end: int) -> tuple[str, str] | None:
         """The kind of the last content word within ``[start, end)``, with its part of speech."""
@@ -79,11 +79,13 @@ class PartOfSpeechCheck(FilterCheck):
     def _has_determiner(tags: Tags, start: int, end: int) -> bool:
         return any(pos == "DET" for s, e, pos in tags if s < end and start < e)
 
-    def check(self, original: str, spans: list[Span], values: list[str]) -> Check:
-        """The check for ``original`` with ``spans`` (in text order) filled with ``values``."""
+    def check(self, original: str, spans: list[Span], values: list[str], filled: str | None = None) -> Check:
+        """The check for ``original`` with ``spans`` (in text order) filled with ``values`` (giving
+        ``filled``, computed when not given)."""
         from cda.edit.plans import fill_blanks
 
-        old_tags, new_tags = self._tagged(original), self._tagged(fill_blanks(original, spans, values))
+        filled = fill_blanks(original, spans, values) if filled is None else filled
+        old_tags, new_tags = _original_tags(self.spacy_model, original), _tags(self.spacy_model, filled)
         shift = 0
         for span, value in zip(spans, values):
             start = span.start + shift
@@ -110,8 +112,9 @@ class PartOfSpeechCheck(FilterCheck):
             plan = item.plan
             original = item.record.segments[plan.segment]
             values = parse_infill(item.candidate.raw, len(plan.spans), blank)[0] if plan.spans and item.candidate.raw else None
-            if values is None or fill_blanks(original, plan.spans, values) != item.candidate.segments.get(plan.segment):
+            filled = fill_blanks(original, plan.spans, values) if values is not None else None
+            if filled is None or filled != item.candidate.segments.get(plan.segment):
                 out.append(Check(name=self.name, passed=True))  # not a fill of the plan's blanks
                 continue
-            out.append(self.check(original, plan.spans, values))
+            out.append(self.check(original, plan.spans, values, filled))
         return out
