@@ -7,14 +7,15 @@ import sys
 import pytest
 
 from cda.cache import Cache
-from cda.config import config_from_dict
+from cda.config import GeneratorConfig, config_from_dict
+from cda.edit.plans import mask_segment
 from cda.edit.stage import EditStage
 from cda.generate import backends
 from cda.generate.backends import BackendError, make_generator, make_language_model, resolve_backend
 from cda.generate.parsing import infill_answer_regex
 from cda.generate.stage import NO_SPANS_ERROR, GenerateStage, prompts_per_call, sampling_settings
 from cda.protocols import Generation, Generator, GeneratorCapabilities, LanguageModel, SamplingSettings
-from cda.records import Record, Span
+from cda.records import EditPlan, Record, Span
 from tests.fakes import FakeGenerator
 
 
@@ -114,6 +115,56 @@ def test_candidates_from_fake_generator(tmp_path):
     assert "A [BLANK1] film with [BLANK2] acting." in cand.prompt
     assert [c.sample_index for c in plan.candidates] == [0, 1]
     assert len(records[1].plans[0].candidates) == 2
+
+
+class PartFailingGenerator(FakeGenerator):
+    """Like FakeGenerator, but answers nothing for a prompt whose window holds "acting"."""
+
+    def generate(self, prompts, sampling):
+        out = super().generate(prompts, sampling)
+        return [Generation([""] * sampling.n) if "acting" in p else g for p, g in zip(prompts, out)]
+
+
+def four_blank_record():
+    text = "A dull, slow and long film with bad acting."
+    spans = [Span(segment="text", start=text.index(w), end=text.index(w) + len(w), text=w) for w in ("dull", "slow", "long", "bad")]
+    plan = EditPlan(target_label="Positive", segment="text", spans=spans, masked=mask_segment(text, spans))
+    return Record(index=0, segments={"text": text}, label="Negative", plans=[plan])
+
+
+def test_trained_generator_is_asked_at_most_max_blanks_per_prompt(tmp_path):
+    """A plan with more blanks than the adapter saw in training is asked in parts of
+    generator.max_blanks blanks (text order); the parts' k-th samples make the k-th candidate."""
+    cfg = make_config(tmp_path, template="trained_infill.v1")
+    cfg.generator = GeneratorConfig(path=str(tmp_path / "adapter"), max_blanks=3, context_words=2)
+    fake = FakeGenerator(["great", "fun"])
+    records, _ = run(cfg, fake, [four_blank_record()])
+
+    assert [p.count("[BLANK") for p in fake.prompts] == [3, 1]
+    assert "Positive): A [BLANK1], [BLANK2] and [BLANK3] film with" in fake.prompts[0]
+    assert fake.prompts[1].endswith("film with [BLANK1] acting.")  # the first part's words as they were
+    first, second = records[0].plans[0].candidates
+    assert first.segments == {"text": "A great, great and great film with great acting."}
+    assert second.segments == {"text": "A fun, fun and fun film with fun acting."}
+    assert first.raw == "[BLANK1]: great\n[BLANK2]: great\n[BLANK3]: great\n[BLANK4]: great"
+    assert first.prompt == "\n\n".join(fake.prompts)
+
+    failing, _ = run(cfg, PartFailingGenerator(), [four_blank_record()], Cache(tmp_path / "other", enabled=False))
+    assert {c.error for c in failing[0].plans[0].candidates} == {"part 2 of 2: empty output"}
+    assert all(c.segments is None and c.raw.startswith("[BLANK1]: ") for c in failing[0].plans[0].candidates)
+
+
+def test_plans_within_max_blanks_and_zero_shot_generators_are_asked_whole(tmp_path):
+    zero_shot = FakeGenerator()
+    records, _ = run(make_config(tmp_path), zero_shot, [four_blank_record()])
+    assert len(zero_shot.prompts) == 1 and "A [BLANK1], [BLANK2] and [BLANK3] film with [BLANK4] acting." in zero_shot.prompts[0]
+    assert records[0].plans[0].candidates[0].segments == {"text": "A great, great and great film with great acting."}
+
+    cfg = make_config(tmp_path, template="trained_infill.v1")
+    cfg.generator = GeneratorConfig(path=str(tmp_path / "adapter"), max_blanks=2)
+    trained = FakeGenerator()
+    run(cfg, trained, records_with_plans(cfg), Cache(tmp_path / "other", enabled=False))
+    assert [p.count("[BLANK") for p in trained.prompts] == [2, 1]
 
 
 def test_second_run_is_served_from_the_cache(tmp_path):
