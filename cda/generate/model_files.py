@@ -132,16 +132,32 @@ def prepare_generator_model(cache_root: Path, gguf: Path | None = None) -> Path:
             path.chmod(0o644)
         if target.exists():  # an incomplete leftover from an older killed run
             shutil.rmtree(target)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # Another process finished the same conversion first: use theirs.
-            if not (target / _COMPLETE).is_file():
-                raise
+        publish(staging, target, _COMPLETE)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def publish(staging: Path, target: Path, done: str) -> None:
+    """Rename the finished folder ``staging`` to ``target``. When another process made the same
+    folder first (two builds sharing a cache; ``target / done`` exists), theirs is kept and
+    ``staging`` is left for the caller to remove.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("ours", "theirs"):
+        ...     (root / name).mkdir(); _ = (root / name / "config.json").write_text(name)
+        >>> publish(root / "ours", root / "theirs", "config.json")
+        >>> (root / "theirs" / "config.json").read_text()
+        'theirs'
+    """
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not (target / done).is_file():
+            raise
 
 
 def _convert(gguf: Path, out: Path) -> None:
@@ -195,8 +211,7 @@ def merged_model_folder(base: Path, adapter: Path, cache_root: Path) -> Path:
         AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(staging))
         if (base / "generation_config.json").is_file():
             shutil.copy(base / "generation_config.json", staging / "generation_config.json")
-        staging.rename(target)
-    except BaseException:
+        publish(staging, target, "config.json")
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
