@@ -404,6 +404,7 @@ class GeneratorConfig(_Strict):
     path: str | None = None
     train: GeneratorTrainConfig | None = None
     context_words: int = Field(default=6, ge=1)
+    # Blanks per training example, and per prompt when generating (a plan with more is asked in parts).
     max_blanks: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
