@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.edit.strategies import NO_SPANS_ERROR, make_strategy
+from cda.edit.strategies import NO_SPANS_ERROR, InfillStrategy, make_strategy
 from cda.generate.demonstrations import retrieve_for, text_id
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
@@ -104,7 +104,7 @@ def substitution_candidates(
 
 
 def plan_parts(config: Config, record: Record, plan: EditPlan) -> list[EditPlan]:
-    """The plans a trained generator is asked in: ``plan`` itself, or, when it has more blanks than
+    """The plans a trained generator is asked an infill plan in: ``plan`` itself, or, when it has more blanks than
     ``generator.max_blanks`` (the most a training example had), its spans in text order,
     ``max_blanks`` at a time, each part with the other spans left as they were (as a training
     example leaves a pair's other changed regions). The parts' answers are joined into one
@@ -125,10 +125,9 @@ def plan_parts(config: Config, record: Record, plan: EditPlan) -> list[EditPlan]
         ['[BLANK1], [BLANK2] and long.', 'Dull, slow and [BLANK1].']
     """
     from cda.edit.plans import mask_segment
-    from cda.edit.strategies import InfillStrategy
 
     k = config.generator.max_blanks if config.generator is not None else None
-    if k is None or len(plan.spans) <= k or not isinstance(make_strategy(config), InfillStrategy):
+    if k is None or len(plan.spans) <= k:
         return [plan]
     text = record.segments[plan.segment]
     return [
@@ -270,7 +269,7 @@ class GenerateStage:
                     continue
                 if self.demonstrations is not None and not plan.demonstrations:
                     plan.demonstrations = retrieve_for(self.demonstrations, record, plan, self._k())
-                parts = plan_parts(config, record, plan)
+                parts = plan_parts(config, record, plan) if isinstance(strategy, InfillStrategy) else [plan]
                 prompts = [render_with(template, prompt_variables(config, record, part)) for part in parts]
                 for part, prompt in zip(parts, prompts):
                     regex = strategy.answer_regex(part) if structured else None
