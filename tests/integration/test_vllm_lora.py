@@ -64,9 +64,10 @@ PROMPT = "Text (Positive): The acting was [BLANK1: dull] and the plot was [BLANK
 
 
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "lora-request"])
-def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, merge):
+def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, merge, tmp_path):
     """An adapter from `cda train-generator` (LoRA on the top layers only) runs in vLLM, merged into
-    the weights (the CPU default) or through vLLM's LoRA path, and its structured answers parse."""
+    the weights (the CPU default) or through vLLM's LoRA path, and its structured answers parse,
+    asked whole or, by the Generate stage, in parts of generator.max_blanks blanks."""
     from cda.generate.parsing import infill_answer_regex, parse_infill
     from cda.generate.vllm_engine import VLLMGenerator
 
@@ -74,10 +75,35 @@ def test_trained_adapter_on_the_engine_under_the_answer_regex(trained_adapter, m
     sampling = SamplingSettings(n=4, temperature=0.8, max_new_tokens=32, seed=0, regex=infill_answer_regex(2))
     try:
         out = gen.generate([PROMPT], sampling)[0]
+        candidates = _three_blanks_in_parts_of_two(trained_adapter, gen, tmp_path)
     finally:
         gen.unload()
     assert out.error is None and len(out.texts) == 4
     assert all(parse_infill(text, 2)[1] is None for text in out.texts), out.texts
+    # The Generate stage asks at most generator.max_blanks blanks per prompt and joins the parts.
+    assert len(candidates) == 2
+    for c in candidates:
+        assert c.error is None and c.prompt.count("Text (Positive):") == 2 and "[BLANK3" not in c.prompt
+        assert [line.split(":")[0] for line in c.raw.split("\n")] == ["[BLANK1]", "[BLANK2]", "[BLANK3]"], c.raw
+        assert c.segments["text"].startswith("The acting was ") and c.segments["text"].endswith(".")
+
+
+def _three_blanks_in_parts_of_two(trained_adapter, gen, tmp_path):
+    from cda.cache import Cache
+    from cda.edit.plans import mask_segment
+    from cda.generate.stage import GenerateStage
+    from cda.records import EditPlan, Record, Span
+
+    from tests.integration.conftest import trained_config
+
+    config = trained_config(trained_adapter.parents[1])
+    config.generator.max_blanks = 2
+    config.generate.n = 2
+    text = "The acting was dull, the plot was slow and the ending was silly."
+    spans = [Span(segment="text", start=text.index(w), end=text.index(w) + len(w), text=w) for w in ("dull", "slow", "silly")]
+    plan = EditPlan(target_label="Positive", segment="text", spans=spans, masked=mask_segment(text, spans))
+    record = Record(index=0, segments={"text": text}, label="Negative", plans=[plan])
+    return GenerateStage(config, Cache(tmp_path, enabled=False), gen).process([record])[0].plans[0].candidates
 
 
 
