@@ -142,9 +142,9 @@ def test_the_edit_template_shows_each_blank_the_words_it_replaces():
     assert example.answer == "[BLANK1]: lively\n[BLANK2]: brisk"
 
 
-def adapter_folder(tmp_path, template):
+def adapter_folder(tmp_path, template, **meta):
     (tmp_path / "adapter_config.json").write_text("{}")
-    (tmp_path / "cda_generator.json").write_text(json.dumps({"template": template}))
+    (tmp_path / "cda_generator.json").write_text(json.dumps({"template": template, **meta}))
     return str(tmp_path)
 
 
@@ -157,6 +157,15 @@ def test_an_adapter_generates_with_the_template_it_was_trained_with(tmp_path):
     other = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"template": "trained_infill.v1"})})
     with pytest.raises(GeneratorTrainingError, match="trained with the prompt template 'trained_infill.v2'.*set generate.template: trained_infill.v2"):
         check_generator_template(other)
+
+
+def test_an_adapter_generates_with_its_windows_and_at_most_its_blanks(tmp_path):
+    folder = adapter_folder(tmp_path, "trained_infill.v2", context_words=6, max_blanks=3)
+    check_generator_template(make_config(path=folder, train=None, context_words=6, max_blanks=2))
+    with pytest.raises(GeneratorTrainingError, match="trained with generator.context_words: 6 .* the config has 4; set generator.context_words: 6"):
+        check_generator_template(make_config(path=folder, train=None, context_words=4))
+    with pytest.raises(GeneratorTrainingError, match="at most 3 blanks per prompt, but generator.max_blanks is 5"):
+        check_generator_template(make_config(path=folder, train=None, max_blanks=5))
 
 
 def test_self_supervised_training_refuses_a_template_that_shows_the_answers():

@@ -50,11 +50,13 @@ def check_generator_template(config: Config) -> None:
 
     * An adapter at ``generator.path`` only knows the template it was trained with (its
       ``cda_generator.json``), so ``generate.template`` must name that one.
+    * The adapter's prompts showed ``generator.context_words`` words around each blank and at most
+      ``generator.max_blanks`` blanks: generation must show the same windows and no more blanks.
     * Self-supervised examples answer with the blanked words, so their template must not show
       those words (``trained_infill.v2`` does: it is for human pairs), or the generator learns to copy.
 
     Raises:
-        GeneratorTrainingError: either does not hold (the message says which template to use).
+        GeneratorTrainingError: one does not hold (the message says what to set).
     """
     from cda.generate.prompts import TRAINED_TEMPLATE, shows_replaced_words, template_name
 
@@ -62,11 +64,24 @@ def check_generator_template(config: Config) -> None:
     if generator is None:
         return
     name = template_name(config)
-    trained_with = adapter_meta(Path(generator.path).expanduser()).get("template") if generator.path else None
+    meta = adapter_meta(Path(generator.path).expanduser()) if generator.path else {}
+    trained_with = meta.get("template")
     if trained_with is not None and trained_with != name:
         raise GeneratorTrainingError(
             f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
             f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
+        )
+    words = meta.get("context_words")
+    if words is not None and words != generator.context_words:
+        raise GeneratorTrainingError(
+            f"generator.path {generator.path!r} was trained with generator.context_words: {words} (words shown around "
+            f"each blank), but the config has {generator.context_words}; set generator.context_words: {words}"
+        )
+    most = meta.get("max_blanks")
+    if most is not None and generator.max_blanks > most:
+        raise GeneratorTrainingError(
+            f"generator.path {generator.path!r} was trained with at most {most} blanks per prompt, but "
+            f"generator.max_blanks is {generator.max_blanks}; set generator.max_blanks to at most {most}"
         )
     if generator.path is None and generator.train is not None and generator.train.self_supervised and shows_replaced_words(config):
         raise GeneratorTrainingError(
