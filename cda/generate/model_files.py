@@ -152,6 +152,10 @@ def publish(staging: Path, target: Path, done: str) -> None:
         >>> publish(root / "ours", root / "theirs", "config.json")
         >>> (root / "theirs" / "config.json").read_text()
         'theirs'
+        >>> (root / "half").mkdir(); _ = (root / "half" / "part").write_text("")  # no marker: not theirs to keep
+        >>> publish(root / "ours", root / "half", "config.json")
+        Traceback (most recent call last):
+        OSError: ...
     """
     try:
         os.replace(staging, target)

@@ -104,8 +104,8 @@ def substitution_candidates(
 
 
 def plan_parts(config: Config, record: Record, plan: EditPlan) -> list[EditPlan]:
-    """The plans a trained generator is asked an infill plan in: ``plan`` itself, or, when it has more blanks than
-    ``generator.max_blanks`` (the most a training example had), its spans in text order,
+    """The parts a trained generator is asked an infill plan in: ``plan`` itself, or, when it has more
+    blanks than ``generator.max_blanks`` (the most a training example had), its spans in text order,
     ``max_blanks`` at a time, each part with the other spans left as they were (as a training
     example leaves a pair's other changed regions). The parts' answers are joined into one
     answer for ``plan`` (:func:`join_part_answers`).
@@ -131,7 +131,7 @@ def plan_parts(config: Config, record: Record, plan: EditPlan) -> list[EditPlan]
         return [plan]
     text = record.segments[plan.segment]
     return [
-        plan.model_copy(update={"spans": group, "masked": mask_segment(text, group, config.edit.blank), "candidates": []})
+        plan.model_copy(update={"spans": group, "masked": mask_segment(text, group, config.edit.blank)})
         for group in (plan.spans[i : i + k] for i in range(0, len(plan.spans), k))
     ]
 

@@ -46,7 +46,7 @@ class GeneratorTrainingError(CdaError, ValueError):
 
 
 def check_generator_template(config: Config) -> None:
-    """The prompt template fits the generator section, checked before any model loads.
+    """The prompt template, windows and blanks fit the generator section, checked before any model loads.
 
     * An adapter at ``generator.path`` only knows the template it was trained with (its
       ``cda_generator.json``), so ``generate.template`` must name that one.
