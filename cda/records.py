@@ -3,8 +3,7 @@
 One :class:`Record` per input row. Stages fill it in place, in order:
 
 * data     -> ``segments``, ``label``, ``index``
-* explain  -> ``predicted_label``, ``probs``, ``spans``, ``spare_spans``, ``seen_chars`` (and with
-  ``explain.sentences``, ``label_sentences``, ``sentence_spans``)
+* explain  -> ``predicted_label``, ``probs``, ``spans``, ``spare_spans``, ``seen_chars``
 * edit     -> ``plans`` (one :class:`EditPlan` per target label)
 * generate -> ``plan.candidates`` (each with its raw LLM output)
 * filter   -> ``candidate.checks``, ``candidate.accepted``, ``plan.selected``
@@ -212,10 +211,6 @@ class Record(BaseModel):
     # Spans Explain picked beyond explain.max_spans, best first: what a later search round adds.
     spare_spans: list[Span] = Field(default_factory=list)
     seen_chars: dict[str, int] = Field(default_factory=dict)
-    # With explain.sentences: the sentences that alone read as the label (score: P(label)), and
-    # their own rationale spans, for Edit to blank where a plan leaves such a sentence untouched.
-    label_sentences: list[Span] = Field(default_factory=list)
-    sentence_spans: list[Span] = Field(default_factory=list)
     plans: list[EditPlan] = Field(default_factory=list)
     # Segments that were lists of sentences in the data (joined with SENTENCE_SEPARATOR).
     list_segments: list[str] = Field(default_factory=list)

@@ -19,9 +19,7 @@ recommend"; none where that takes rewriting: "he recommends").
 
 With ``fill: generator`` the sites are the blanks and the generator writes their new words (a
 generator trained on the same pairs, ``cda train-generator``, learnt to fill exactly such blanks):
-the lexicon says where, the generator says what. With ``explain.sentences`` the generator also
-fills the rationale spans of each sentence that carries the source label and has no site
-(:func:`cda.edit.plans.cover_sentences`): people change words there that no lexicon entry knows.
+the lexicon says where, the generator says what.
 
 A text with no site is
 planned as ``infill`` (the generator fills the rationale spans), and a lexicon plan that the
@@ -51,7 +49,7 @@ from pydantic import Field
 
 from cda.cache import Cache
 from cda.config import PairsConfig
-from cda.edit.plans import cover_sentences, fill_blanks, mask_segment
+from cda.edit.plans import fill_blanks, mask_segment
 from cda.edit.strategies import InfillStrategy
 from cda.explain.prior import ChangePrior, change_counts, prior_from_pairs
 from cda.filter.tokens import Token, tokens_with_offsets
@@ -470,8 +468,6 @@ class LexiconStrategy(InfillStrategy):
             return None
         spans = [Span(segment=plan.segment, start=site.start, end=site.end, text=site.old) for site in sites]
         by_rule = s.fill == "rule"  # type: ignore[attr-defined]
-        if not by_rule:  # the generator also fills the rationale of the sentences no site touches
-            spans = cover_sentences(record, plan.segment, spans)
         return EditPlan(target_label=plan.target_label, segment=plan.segment, spans=spans,
                         masked=mask_segment(text, spans, self.config.edit.blank),
                         replacements=[site.new for site in sites] if by_rule else [], round=plan.round)  # fmt: skip

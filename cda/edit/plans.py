@@ -99,29 +99,8 @@ def fill_blanks(text: str, spans: list[Span], replacements: list[str]) -> str:
     return "".join(parts)
 
 
-def cover_sentences(record: Record, segment: str, spans: list[Span]) -> list[Span]:
-    """``spans`` plus the sentence rationale spans of every sentence of ``segment`` that carries
-    the record's label (``record.label_sentences``, :mod:`cda.explain.sentences`) and that no
-    span of ``spans`` touches yet, in text order (not merged).
-
-    Examples:
-        >>> r = Record(index=0, segments={"text": "A dull film. Slow, too."}, label="Negative",
-        ...            label_sentences=[Span(segment="text", start=0, end=12), Span(segment="text", start=13, end=23)],
-        ...            sentence_spans=[Span(segment="text", start=2, end=6), Span(segment="text", start=13, end=17)])
-        >>> [s.start for s in cover_sentences(r, "text", [Span(segment="text", start=7, end=11)])]
-        [7, 13]
-    """
-    out = list(spans)
-    for sentence in record.label_sentences:
-        if sentence.segment != segment or any(s.start < sentence.end and sentence.start < s.end for s in spans):
-            continue
-        out += [s for s in record.sentence_spans if s.segment == segment and sentence.start <= s.start and s.end <= sentence.end]
-    return sorted(out, key=lambda s: (s.start, s.end))
-
-
 def make_plans(record: Record, task: TaskConfig, edit: EditConfig) -> list[EditPlan]:
-    """One plan per target label and per editable segment that has rationale spans (with
-    ``explain.sentences``, also those of the sentences they leave untouched: :func:`cover_sentences`).
+    """One plan per target label and per editable segment that has rationale spans.
 
     A record whose editable segments have no spans still gets one plan per target
     label, on the first editable segment, with no spans and the segment unmasked: the
@@ -139,7 +118,7 @@ def make_plans(record: Record, task: TaskConfig, edit: EditConfig) -> list[EditP
     """
     editable = editable_segments(task)
     by_segment = {
-        name: merge_spans(record.segments[name], cover_sentences(record, name, [s for s in record.spans if s.segment == name]), edit.merge_gap)
+        name: merge_spans(record.segments[name], [s for s in record.spans if s.segment == name], edit.merge_gap)
         for name in editable
         if name in record.segments
     }

@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.explain.sentences import explain_sentences
 from cda.explain.spans import SpanSelector
 from cda.protocols import Classifier
 from cda.records import Record, Span
@@ -44,8 +43,7 @@ class ExplainStage:
     Output columns:
         ``predicted_label``, ``probs``, ``spans`` (character offsets in a segment, with
         normalised score and text, in text order), ``spare_spans`` (the other picked spans
-        beyond ``explain.max_spans``, best first), ``seen_chars``; with ``explain.sentences``,
-        ``label_sentences`` and ``sentence_spans`` (:mod:`cda.explain.sentences`).
+        beyond ``explain.max_spans``, best first), ``seen_chars``.
 
     Args:
         config: the run config (``explain``, ``task``, ``classifier.batch_size``).
@@ -66,7 +64,6 @@ class ExplainStage:
         self.cache = cache
         self.classifier = classifier
         self.selector = SpanSelector(config.explain, config.task)  # the change prior is loaded in load()
-        self.editable = editable_segments(config.task)
 
     def load(self) -> None:
         """Check the classifier knows the task's labels, and load spaCy."""
@@ -88,9 +85,6 @@ class ExplainStage:
         pass
 
     def _key(self, record: Record) -> str:
-        explain = self.config.explain.model_dump()
-        if explain["sentences"] is None:
-            del explain["sentences"]  # entries cached before the setting existed stay valid
         return self.cache.key(
             "explain",
             {
@@ -99,8 +93,8 @@ class ExplainStage:
                 "max_length": self.config.classifier.max_length,
                 "segments": record.segments,
                 "label": record.label,
-                "explain": explain,
-                "editable": self.editable,
+                "explain": self.config.explain.model_dump(),
+                "editable": editable_segments(self.config.task),
             },
         )
 
@@ -123,9 +117,6 @@ class ExplainStage:
             predicted = [max(p, key=p.get) for p in probs]
             targets = [r.label if toward == "label" else pred for (r, _), pred in zip(batch, predicted)]
             attributions = self.classifier.attribute(inputs, targets, method)
-            sentences = self.config.explain.sentences
-            if sentences is not None:
-                explain_sentences([r for r, _ in batch], self.classifier, self.selector, sentences, method, self.editable)
             for (record, key), p, pred, attribution in zip(batch, probs, predicted, attributions):
                 spans, spare = self.selector.ranked(record.segments, attribution)
                 result = {
@@ -134,8 +125,6 @@ class ExplainStage:
                     "spans": [s.model_dump() for s in spans],
                     "spare_spans": [s.model_dump() for s in spare],
                     "seen_chars": dict(attribution.seen_chars),
-                    "label_sentences": [s.model_dump() for s in record.label_sentences],
-                    "sentence_spans": [s.model_dump() for s in record.sentence_spans],
                 }
                 self.cache.put_json(key, result)
                 self._apply(record, result)
@@ -157,5 +146,3 @@ class ExplainStage:
         record.spans = [Span.model_validate(s) for s in result["spans"]]
         record.spare_spans = [Span.model_validate(s) for s in result.get("spare_spans", [])]
         record.seen_chars = dict(result["seen_chars"])
-        record.label_sentences = [Span.model_validate(s) for s in result.get("label_sentences", [])]
-        record.sentence_spans = [Span.model_validate(s) for s in result.get("sentence_spans", [])]

@@ -98,20 +98,3 @@ def test_classifier_without_the_task_labels_is_refused(tmp_path):
     stage = ExplainStage(make_config(), Cache(tmp_path), FakeClassifier(labels=("neg", "pos")))
     with pytest.raises(ValueError, match=r"not the task's \['Negative', 'Positive'\]"):
         stage.load()
-
-
-def test_sentences_that_carry_the_label_get_their_own_rationale(tmp_path):
-    # The whole text's rationale is one span ("dull"); "awful" is in a sentence of its own.
-    record = Record(index=0, segments={"text": "It is a dull film. I saw it in May. The end was awful, I think."}, label="Negative")
-    clf = CountingClassifier()
-    stage = ExplainStage(make_config(max_spans=1, sentences={"threshold": 0.8}), Cache(tmp_path), clf)
-    [out] = run(stage, [record.model_copy(deep=True)])
-    assert [(s.text, s.score) for s in out.label_sentences] == [("It is a dull film.", 0.9), ("The end was awful, I think.", 0.9)]
-    assert [s.text for s in out.spans] == ["dull"]
-    assert [s.text for s in out.sentence_spans] == ["dull", "awful"]
-    assert all(out.span_text(s) == s.text for s in out.sentence_spans + out.label_sentences)
-    assert clf.calls == 3  # the text, and the two sentences that carry the label ("I saw it in May." does not)
-    [again] = run(ExplainStage(make_config(max_spans=1, sentences={"threshold": 0.8}), Cache(tmp_path), clf), [record.model_copy(deep=True)])
-    assert clf.calls == 3 and again.sentence_spans == out.sentence_spans  # from the cache
-    [off] = run(ExplainStage(make_config(max_spans=1), Cache(tmp_path), clf), [record])
-    assert off.label_sentences == [] and off.sentence_spans == [] and clf.calls == 4

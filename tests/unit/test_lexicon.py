@@ -178,21 +178,3 @@ def test_a_lexicon_without_pairs_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="pairs"):
         config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]},
                           "edit": {"strategy": "lexicon"}})  # fmt: skip
-
-
-def test_with_explain_sentences_the_generator_also_fills_sentences_no_site_touches(tmp_path):
-    rows = {"Text": ["What a boring , bad plot . The cast is dull , sadly ."], "Sentiment": ["Negative"]}
-    explain = {"max_spans": 1, "top_fraction": 1.0, "min_score": 0.0, "sentences": {"threshold": 0.8}}
-    config = _config(tmp_path, explain=explain)
-    config.edit.strategy.fill = "generator"
-    generator = FakeGenerator(["[BLANK1]: a gripping\n[BLANK2]: great\n[BLANK3]: fine"])
-    result = build(config, datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), generator))
-    plan = result.records[0].plans[0]
-    # "dull" is no site (no pair changed it), but its sentence reads Negative on its own.
-    assert plan.masked == "What [BLANK1] , [BLANK2] plot . The cast is [BLANK3] , sadly ."
-    assert [c.segments["text"] for c in plan.candidates if c.segments][0] == "What a gripping , great plot . The cast is fine , sadly ."
-    # By rule there is no replacement for "dull": the lexicon's sites alone.
-    config.edit.strategy.fill = "rule"
-    config.export.output_dir = str(tmp_path / "rule")
-    rule = build(config, datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), FakeGenerator()))
-    assert rule.records[0].plans[0].masked == "What [BLANK1] , [BLANK2] plot . The cast is dull , sadly ."
