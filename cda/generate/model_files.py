@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from cda.cache import fingerprint
 from cda.errors import CdaError
@@ -27,7 +28,8 @@ from cda.errors import CdaError
 log = logging.getLogger(__name__)
 
 # Bump when the conversion changes (dtype, files written), so old folders are not reused.
-CONVERSION_VERSION = 1
+# 2: the tokenizer's end-of-sequence and padding tokens are the GGUF's (transformers 5.17 got them wrong).
+CONVERSION_VERSION = 2
 _COMPLETE = ".complete"
 _SAMPLE = 1 << 20
 
@@ -166,6 +168,7 @@ def publish(staging: Path, target: Path, done: str) -> None:
 
 def _convert(gguf: Path, out: Path) -> None:
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -179,8 +182,45 @@ def _convert(gguf: Path, out: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    for fixed in align_special_tokens(tokenizer, model.config):
+        log.warning("The tokenizer transformers %s read from %s had %s; set from the GGUF's metadata",
+                    transformers.__version__, gguf.name, fixed)  # fmt: skip
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def align_special_tokens(tokenizer: Any, config: Any) -> list[str]:
+    """Make the tokenizer's ``bos``, ``eos`` and ``pad`` tokens the ones the model config names
+    (which transformers reads from the GGUF's ``tokenizer.ggml.*_token_id`` metadata); returns
+    what was changed.
+
+    transformers 5.17 converts SmolLM2's GGUF tokenizer with ``<|im_start|>`` as its end of
+    sequence and no padding token, while the model ends its turns with ``<|im_end|>``: an adapter
+    trained on it learns to end every answer with the wrong token.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> class Tok:
+        ...     vocab = {"<s>": 1, "</s>": 2}
+        ...     bos_token, eos_token, pad_token = "<s>", "<s>", None
+        ...     def convert_ids_to_tokens(self, i): return {v: k for k, v in self.vocab.items()}[i]
+        >>> tok = Tok()
+        >>> align_special_tokens(tok, SimpleNamespace(bos_token_id=1, eos_token_id=2, pad_token_id=2))
+        ["eos_token '<s>' (not '</s>')", "pad_token None (not '</s>')"]
+        >>> tok.eos_token, tok.pad_token, align_special_tokens(tok, SimpleNamespace(bos_token_id=1, eos_token_id=2, pad_token_id=2))
+        ('</s>', '</s>', [])
+    """
+    changed = []
+    for name in ("bos", "eos", "pad"):
+        wanted = getattr(config, f"{name}_token_id", None)
+        if not isinstance(wanted, int):
+            continue
+        token = tokenizer.convert_ids_to_tokens(wanted)
+        current = getattr(tokenizer, f"{name}_token")
+        if current != token:
+            changed.append(f"{name}_token {current!r} (not {token!r})")
+            setattr(tokenizer, f"{name}_token", token)
+    return changed
 
 
 def merged_model_folder(base: Path, adapter: Path, cache_root: Path) -> Path:

@@ -36,6 +36,8 @@ def generator() -> TransformersGenerator:
         assert (folder / name).is_file(), name
     gen = TransformersGenerator(folder, batch_size=2)
     gen.load()
+    # SmolLM2 ends a turn with <|im_end|>: an adapter trained on another end token never stops.
+    assert (gen._tokenizer.eos_token, gen._tokenizer.pad_token) == ("<|im_end|>", "<|im_end|>")
     return gen
 
 
