@@ -34,10 +34,14 @@ def generator() -> TransformersGenerator:
     folder = prepare_generator_model(cache_root)
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         assert (folder / name).is_file(), name
+    # SmolLM2 ends a turn with <|im_end|>: an adapter trained on another end token never stops. Read
+    # from the folder itself (the backend pads with the end token when a tokenizer has no padding).
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|im_end|>")
     gen = TransformersGenerator(folder, batch_size=2)
     gen.load()
-    # SmolLM2 ends a turn with <|im_end|>: an adapter trained on another end token never stops.
-    assert (gen._tokenizer.eos_token, gen._tokenizer.pad_token) == ("<|im_end|>", "<|im_end|>")
     return gen
 
 
