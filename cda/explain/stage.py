@@ -91,6 +91,7 @@ class ExplainStage:
                 "version": EXPLAIN_VERSION,
                 "classifier": self.classifier.name,
                 "max_length": self.config.classifier.max_length,
+                "long_inputs": self.config.classifier.long_inputs,
                 "segments": record.segments,
                 "label": record.label,
                 "explain": self.config.explain.model_dump(),

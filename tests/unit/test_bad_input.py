@@ -94,6 +94,8 @@ CASES = [
     ("--limit 0", {}, ["--limit", "0"], 2, "Invalid value for '--limit'"),
     ("editable segment that does not exist", {}, ["task.editable=[review]"], 2, "must name segments from ['text']"),
     ("generator section without a source", {}, ["generator={}"], 2, "generator needs path"),
+    ("unknown way to read long inputs", {}, ["classifier.long_inputs=middle"], 2,
+     "classifier.long_inputs: Input should be 'windows' or 'truncate'"),
     # ---- templates
     ("template reaching Python internals", {"t.jinja": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
      ["generate.template={tmp}/t.jinja"], 2, "tried something templates may not do"),

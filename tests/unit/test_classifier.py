@@ -144,6 +144,42 @@ def test_predict_proba_keeps_input_order_across_length_sorted_batches(clf):
         assert a == pytest.approx(b, abs=1e-5)
 
 
+def test_windows_cover_the_longest_segment_with_overlap(clf):
+    words = [f"w{i}" for i in range(80)]  # "w12" is 2 tokens: 160 tokens, 30 fit a window of 32
+    windows = clf.windows({"text": " ".join(words)})
+    texts = [w["text"] for w in windows]
+    assert texts[0].startswith("w0 ") and texts[-1].endswith("w79")
+    assert all(len(clf.tokenizer(t)["input_ids"]) <= 32 for t in texts)
+    for before, after in zip(texts, texts[1:]):  # consecutive windows share words
+        assert set(before.split()) & set(after.split())
+    assert set(" ".join(texts).split()) == set(words)
+
+
+def test_windows_keep_the_other_segments_whole(clf):
+    segments = {"premise": "A short premise.", "hypothesis": " ".join(["long"] * 50)}
+    windows = clf.windows(segments)
+    assert len(windows) > 1 and all(w["premise"] == segments["premise"] for w in windows)
+    assert sum(len(w["hypothesis"].split()) for w in windows) > 50  # overlapping pieces
+    crowded = {"premise": " ".join(["long"] * 40), "hypothesis": " ".join(["word"] * 29)}
+    assert clf.windows(crowded) == [crowded]  # no room for a piece: read truncated
+    assert clf.windows({"text": "fits"}) == [{"text": "fits"}]
+
+
+def test_long_inputs_average_their_windows(clf, tokenizer):
+    long = {"text": " ".join(f"w{i}" for i in range(80))}
+    windows = clf.windows(long)
+    per_window = clf.predict_proba(windows)
+    expected = {label: sum(p[label] for p in per_window) / len(per_window) for label in LABELS}
+    short = {"text": "good film"}
+    together = clf.predict_proba([short, long])
+    assert together[1] == pytest.approx(expected, abs=1e-6)
+    assert together[0] == pytest.approx(clf.predict_proba([short])[0], abs=1e-6)
+    first_only = TransformersClassifier(clf.model, tokenizer, LABELS, "tiny@test", max_length=32, long_inputs="truncate")
+    assert first_only.predict_proba([long])[0] == pytest.approx(per_window[0], abs=1e-6)
+    with pytest.raises(ClassifierError, match="long_inputs 'middle' is not one of"):
+        TransformersClassifier(clf.model, tokenizer, LABELS, "tiny@test", long_inputs="middle")
+
+
 # ----------------------------------------------------------------- attribution
 @pytest.mark.parametrize("method", ["grad_x_input", "integrated_gradients", "occlusion"])
 def test_attribute_scores_every_non_special_token(clf, method):
