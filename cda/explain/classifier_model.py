@@ -172,8 +172,8 @@ class TransformersClassifier:
                 else "the classifier reads their first tokens only (classifier.long_inputs: truncate)"
             )
             log.warning(
-                "%d of %d inputs are longer than classifier.max_length=%d tokens: training and attribution see "
-                "their first tokens (record.seen_chars says how much of each segment), %s",
+                "%d of %d inputs are longer than classifier.max_length=%d tokens and were truncated for training and "
+                "attribution (record.seen_chars says how much of each segment the classifier saw); %s",
                 n_truncated,
                 len(inputs),
                 self.max_length,
