@@ -50,6 +50,8 @@ ExecutorSection = component_field(registry.executors, "executor", "local")
 
 #: How a data file is read: by its suffix (``auto``), a table format, or a fact-verification
 #: reader of :mod:`cda.fact_data` (``feverous``, ``scifact``: claim + evidence sentences).
+#: How the classifier reads an input longer than classifier.max_length (see ClassifierConfig).
+LongInputs = Literal["windows", "truncate"]
 DataFormat = Literal["auto", "tsv", "csv", "jsonl", "json", "disk", "hub", "feverous", "scifact"]
 
 
@@ -170,7 +172,7 @@ class ClassifierConfig(_Strict):
     # check, the judges) "windows" averages overlapping windows over its longest segment, so a
     # verdict at the end of a long review counts, and "truncate" reads the first tokens only.
     max_length: int = Field(default=256, ge=8)
-    long_inputs: Literal["windows", "truncate"] = "windows"
+    long_inputs: LongInputs = "windows"
     batch_size: int = Field(default=32, ge=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
 

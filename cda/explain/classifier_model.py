@@ -23,10 +23,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
+from cda.config import LongInputs
 from cda.errors import CdaError
 from cda.explain.methods import TokenIds, make_method
 from cda.protocols import Attribution, TokenScore
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 META_FILE = "cda_classifier.json"
 #: How :meth:`TransformersClassifier.predict_proba` reads inputs longer than ``max_length``.
-LONG_INPUTS = ("windows", "truncate")
+LONG_INPUTS: tuple[str, ...] = get_args(LongInputs)
 
 
 class ClassifierError(CdaError, ValueError):
@@ -97,7 +98,7 @@ class TransformersClassifier:
         batch_size: int = 32,
         origin: str = "",
         backbone: str | None = None,
-        long_inputs: str = "windows",
+        long_inputs: LongInputs = "windows",
     ) -> None:
         if long_inputs not in LONG_INPUTS:
             raise ClassifierError(f"{name}: long_inputs {long_inputs!r} is not one of {list(LONG_INPUTS)}")

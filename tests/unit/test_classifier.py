@@ -165,19 +165,36 @@ def test_windows_keep_the_other_segments_whole(clf):
     assert clf.windows({"text": "fits"}) == [{"text": "fits"}]
 
 
-def test_long_inputs_average_their_windows(clf, tokenizer):
-    long = {"text": " ".join(f"w{i}" for i in range(80))}
+class PraiseCounter(torch.nn.Module):
+    """A stand-in classifier whose Positive logit is the number of "great" tokens it reads."""
+
+    def __init__(self, great_id: int) -> None:
+        super().__init__()
+        self.great_id = great_id
+        self.scale = torch.nn.Parameter(torch.ones(()))  # gives the model a device
+        self.config = transformers.PretrainedConfig(max_position_embeddings=512)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        praise = ((input_ids == self.great_id) & attention_mask.bool()).sum(-1).float() * self.scale
+        return transformers.modeling_outputs.SequenceClassifierOutput(logits=torch.stack([torch.zeros_like(praise), praise], -1))
+
+
+def test_long_inputs_average_their_windows(tokenizer):
+    model = PraiseCounter(tokenizer.convert_tokens_to_ids("great"))
+    clf = TransformersClassifier(model, tokenizer, LABELS, "praise@test", max_length=32, batch_size=2)
+    long = {"text": " ".join(["dull"] * 60 + ["great"] * 4)}  # the praise is past the first window
     windows = clf.windows(long)
     per_window = clf.predict_proba(windows)
+    assert per_window[0]["Positive"] == 0.5 and per_window[-1]["Positive"] > 0.98
     expected = {label: sum(p[label] for p in per_window) / len(per_window) for label in LABELS}
-    short = {"text": "good film"}
+    short = {"text": "great film"}
     together = clf.predict_proba([short, long])
-    assert together[1] == pytest.approx(expected, abs=1e-6)
-    assert together[0] == pytest.approx(clf.predict_proba([short])[0], abs=1e-6)
-    first_only = TransformersClassifier(clf.model, tokenizer, LABELS, "tiny@test", max_length=32, long_inputs="truncate")
-    assert first_only.predict_proba([long])[0] == pytest.approx(per_window[0], abs=1e-6)
+    assert together[1] == pytest.approx(expected, abs=1e-9)
+    assert together[0] == pytest.approx(clf.predict_proba([short])[0], abs=1e-9)
+    first_only = TransformersClassifier(model, tokenizer, LABELS, "praise@test", max_length=32, long_inputs="truncate")
+    assert first_only.predict_proba([long])[0] == {"Negative": 0.5, "Positive": 0.5}
     with pytest.raises(ClassifierError, match="long_inputs 'middle' is not one of"):
-        TransformersClassifier(clf.model, tokenizer, LABELS, "tiny@test", long_inputs="middle")
+        TransformersClassifier(model, tokenizer, LABELS, "praise@test", long_inputs="middle")
 
 
 # ----------------------------------------------------------------- attribution
