@@ -169,11 +169,11 @@ def _negated(old: str, tags: Tags, before: tuple[str, str] | None) -> str | None
     Examples:
         >>> _negated("recommend", [("VERB", "VB")], ("AUX", "MD")), _negated("recommend", [("VERB", "VBP")], ("PRON", "PRP"))
         ('not recommend', 'do not recommend')
-        >>> _negated("recommended", [("VERB", "VBD")], ("PRON", "PRP")) is None
-        True
+        >>> _negated("enjoy", [("VERB", "VB")], ("PART", "TO")), _negated("recommended", [("VERB", "VBD")], ("PRON", "PRP")) is None
+        ('not enjoy', True)
     """
-    if before is not None and before[0] == "AUX":
-        return "not " + old
+    if before is not None and (before[0] == "AUX" or before[1] == "TO"):
+        return "not " + old  # "would not recommend", "a way to not enjoy it"
     if not tags:
         return None  # untagged: only after an auxiliary
     pos, tag = tags[0]
@@ -485,6 +485,30 @@ class LexiconStrategy(InfillStrategy):
             if infill.target_label == plan.target_label and infill.segment == plan.segment and infill.spans:
                 return infill.model_copy(update={"round": round})
         return None
+
+    def revise(self, record: Record, plan: EditPlan, values: list[str]) -> tuple[list[str] | None, str | None]:
+        """A blank the generator filled with the negation of its own words ("don't enjoy" for
+        "enjoy") is written as the sentence needs, like the rule's negations ("kids will not
+        enjoy it", "Do not miss it"); one that takes rewriting ("a very not enjoyable film",
+        "not" twice) makes the answer unusable. Other replacements go in as written."""
+        text = record.segments[plan.segment]
+        tokens = tokens_with_offsets(text)
+        first = {t.start: k for k, t in enumerate(tokens)}
+        last = {t.end: k for k, t in enumerate(tokens)}
+        tags = None
+        out = []
+        for span, value in zip(plan.spans, values):
+            i, j = first.get(span.start), last.get(span.end)
+            old = tuple(t.text.lower() for t in tokens[i : j + 1]) if i is not None and j is not None else ()
+            if not old or _as_negation(old, value) != _NEGATION:
+                out.append(value)
+                continue
+            tags = tags or _tags_of(self.config.explain.spacy_model, text)
+            written = _written(_NEGATION, text, tokens, i, len(old), tags)  # type: ignore[arg-type]
+            if written is None:
+                return None, f"{value!r} for {span.text!r} is a negation its sentence cannot take without rewriting"
+            out.append(written)
+        return out, None
 
     def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
         """The lexicon plan's one candidate; ``None`` (ask the generator) for an ``infill`` plan."""

@@ -139,9 +139,16 @@ class InfillStrategy(EditStrategy):
         if not plan.spans:
             return None, NO_SPANS_ERROR
         values, error = parse_infill(raw, len(plan.spans), self.config.edit.blank, masked=plan.masked)
+        if values is not None:
+            values, error = self.revise(record, plan, values)
         if values is None:
             return None, error
         return {**record.segments, plan.segment: fill_blanks(record.segments[plan.segment], plan.spans, values)}, None
+
+    def revise(self, record: Record, plan: EditPlan, values: list[str]) -> tuple[list[str] | None, str | None]:
+        """The generator's replacements as they go into the text (``(values, None)``), or ``(None,
+        why they cannot)``: a subclass's hook between reading the answer and filling the blanks."""
+        return values, None
 
 
 @edit_strategies.register("rewrite")

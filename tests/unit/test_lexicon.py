@@ -6,6 +6,7 @@ import pytest
 
 from cda import Components, build, config_from_dict
 from cda.edit.lexicon import LEXICON_GENERATOR, Lexicon, pos_tagger
+from cda.edit.plans import mask_segment
 from cda.edit.strategies import make_strategy
 from cda.explain.prior import ChangePrior
 from cda.generate.demonstrations import text_id
@@ -148,6 +149,26 @@ def test_with_fill_generator_the_sites_are_the_blanks_the_generator_fills(tmp_pa
     assert [c.segments["text"] for c in plan.candidates if c.segments] == ["What a gripping , great plot ."] * 2
     edits = result.dataset.filter(lambda r: r["cda_is_counterfactual"])["cda_edits"]
     assert edits == ["[]"]  # no rule edit is claimed for words the generator wrote
+
+
+def test_a_negation_the_generator_writes_goes_in_as_the_sentence_needs(tmp_path):
+    config = _config(tmp_path)
+    config.edit.strategy.fill = "generator"
+    strategy = make_strategy(config)
+
+    def fill(text, old, answer):
+        span = Span(segment="text", start=text.index(old), end=text.index(old) + len(old), text=old)
+        plan = EditPlan(target_label="Negative", segment="text", spans=[span], masked=mask_segment(text, [span]))
+        segments, error = strategy.parse(f"[BLANK1]: {answer}", Record(index=0, segments={"text": text}, label="Positive"), plan)
+        return segments["text"] if segments else error
+
+    assert fill("Kids will enjoy it .", "enjoy", "don't enjoy") == "Kids will not enjoy it ."
+    assert fill("Enjoy it !", "Enjoy", "do not enjoy") == "Do not enjoy it !"
+    assert fill("A way to enjoy it .", "enjoy", "do not enjoy") == "A way to not enjoy it ."
+    assert fill("Kids will enjoy it .", "enjoy", "hate") == "Kids will hate it ."  # not a negation: as written
+    assert fill("A very enjoyable film .", "enjoyable", "not enjoyable") == (
+        "'not enjoyable' for 'enjoyable' is a negation its sentence cannot take without rewriting")
+    assert "cannot take" in fill("I did not enjoy it .", "enjoy", "not enjoy")  # negated twice
 
 
 def test_a_rejected_lexicon_plan_becomes_the_infill_plan_of_the_rationale_in_round_two(tmp_path):
