@@ -495,16 +495,13 @@ class LexiconStrategy(InfillStrategy):
         tokens = tokens_with_offsets(text)
         first = {t.start: k for k, t in enumerate(tokens)}
         last = {t.end: k for k, t in enumerate(tokens)}
-        tags = None
         out = []
         for span, value in zip(plan.spans, values):
             i, j = first.get(span.start), last.get(span.end)
-            old = tuple(t.text.lower() for t in tokens[i : j + 1]) if i is not None and j is not None else ()
-            if not old or _as_negation(old, value) != _NEGATION:
+            if i is None or j is None or _as_negation(tuple(t.text.lower() for t in tokens[i : j + 1]), value) != _NEGATION:
                 out.append(value)
                 continue
-            tags = tags or _tags_of(self.config.explain.spacy_model, text)
-            written = _written(_NEGATION, text, tokens, i, len(old), tags)  # type: ignore[arg-type]
+            written = _written(_NEGATION, text, tokens, i, j + 1 - i, _tags_of(self.config.explain.spacy_model, text))
             if written is None:
                 return None, f"{value!r} for {span.text!r} is a negation its sentence cannot take without rewriting"
             out.append(written)
