@@ -100,23 +100,38 @@ def print_summary(summary) -> None:
     console.print(table)
 
 
+#: The least P(target) of every sentence of a counterfactual that :func:`print_pairs` shows.
+SHOWCASE_SENTENCE_PROB = 0.5
+
+
 def print_pairs(records, config: Config, k: int = 3) -> None:
-    """The ``k`` counterfactuals the filter is surest of (highest target-label probability), each
-    as its edits (``old → new``) and the edited text."""
+    """The ``k`` counterfactuals the filter is surest of, each as its edits (``old → new``) and the
+    edited text, by their target-label probability. Where the ``sentences`` check measured them,
+    only those every sentence of which the classifier reads as the target (weakest sentence
+    ``P(target) >= 0.5``) are shown, surest weakest sentence first, and a line counts the rest."""
     from rich.markup import escape
 
     from cda.generate.trained.alignment import changed_regions
 
     chosen = [(record, plan, plan.best) for record in records for plan in record.plans
               if plan.best is not None and plan.best.segments is not None]  # fmt: skip
-    chosen.sort(key=lambda item: -(item[2].label_prob or 0.0))
+    weakest = lambda candidate: candidate.measures.get("weakest_sentence_prob")  # noqa: E731
+    doubtful = [item for item in chosen if weakest(item[2]) is not None and weakest(item[2]) < SHOWCASE_SENTENCE_PROB]
+    chosen = [item for item in chosen if item not in doubtful]
+    chosen.sort(key=lambda item: -(weakest(item[2]) or item[2].label_prob or 0.0))
     for record, plan, best in chosen[:k]:
         prob = f"  (p={best.label_prob:.2f})" if best.label_prob is not None else ""
+        if weakest(best) is not None:
+            prob += f" (weakest sentence p={weakest(best):.2f})"
         console.rule(f"#{record.index}: {record.label} → {plan.target_label}{prob}")
         original, edited = record.segments[plan.segment], best.segments[plan.segment]
         edits = "; ".join(f"[red]{escape(r.old)}[/] → [green]{escape(r.new)}[/]" for r in changed_regions(original, edited))
         console.print(f"[dim]edits:[/]          {edits}", highlight=False)
         console.print(f"[green]counterfactual:[/] {escape(edited)}", highlight=False)
+    if doubtful:
+        console.print(f"[yellow]{len(doubtful)} of {len(doubtful) + len(chosen)} counterfactuals keep a sentence the "
+                      f"classifier reads as another label than the target (cda_weakest_sentence_prob < "
+                      f"{SHOWCASE_SENTENCE_PROB}): read them before you train on them.[/]", highlight=False)
 
 
 @app.command()

@@ -197,7 +197,7 @@ backends: Registry[Any] = Registry("generator backend", "backends", ("cda.genera
 #: Filter checks: see :class:`cda.filter.checks.FilterCheck`.
 checks: Registry[Any] = Registry(
     "check", "checks", tuple(f"cda.filter.{m}" for m in ("logic", "minimality", "words", "duplicate", "label", "fluency",
-                                                  "entity_checks", "part_of_speech"))
+                                                  "entity_checks", "part_of_speech", "sentences"))
 )
 #: Edit strategies: see :class:`cda.edit.strategies.EditStrategy`.
 edit_strategies: Registry[Any] = Registry("edit strategy", "edit_strategies", ("cda.edit.strategies", "cda.edit.entity_swap", "cda.edit.lexicon"))

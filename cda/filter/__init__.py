@@ -6,6 +6,7 @@
 * :mod:`~cda.filter.part_of_speech` — each blank keeps its part of speech (opt-in)
 * :mod:`~cda.filter.duplicate` — repeats of an earlier sample of the same plan
 * :mod:`~cda.filter.label` — the classifier reads the target label
+* :mod:`~cda.filter.sentences` — every sentence of the edit, read alone, reads the target label (opt-in)
 * :mod:`~cda.filter.fluency` — perplexity relative to the original's
 * :mod:`~cda.filter.select` — the best accepted candidate per plan
 """

@@ -555,3 +555,44 @@ def test_part_of_speech_check_keeps_each_blank_the_kind_of_word_it_was():
     plan = EditPlan(target_label="Negative", segment="text", spans=[_span(text, "good")])
     rewrite = Candidate(segments={"text": "Weber was bad."}, raw="Weber was bad.")
     assert check.run([CheckItem(Record(index=0, segments={"text": text}, label="Positive"), plan, rewrite)])[0].passed
+
+
+def test_sentences_check_fails_a_counterfactual_with_a_sentence_of_the_old_label():
+    text = "The plot was dull. The acting was bad. I saw it twice."
+    record = _record(
+        "The plot was great. The acting was excellent. I saw it twice.",  # 0: every sentence Positive or neutral
+        "The plot was great. The acting was excellent. Still bad.",  # 1: passes label, a sentence stays Negative
+        text=text,
+    )
+    config = _config(checks=["label", "sentences"], sentences__min_prob=0.5)
+    stage = FilterStage(config, FakeClassifier(), None)
+    stage.load()
+    stage.process([record])
+    first, second = record.plans[0].candidates
+    assert [c.name for c in first.checks] == ["label", "sentences"] and first.accepted
+    assert first.measures["weakest_sentence_prob"] == pytest.approx(0.5)  # "I saw it twice." is neutral
+    assert second.checks[0].passed and second.drop_reason == "sentences"
+    assert second.checks[1].reason == "the sentence 'Still bad.' reads P(Positive)=0.100, below 0.500"
+    # min_prob 0 measures without dropping.
+    record = _record("The plot was great. The acting was excellent. Still bad.", text=text)
+    stage = FilterStage(_config(checks=["label", "sentences"], sentences__min_prob=0.0), FakeClassifier(), None)
+    stage.process([record])
+    assert record.plans[0].candidates[0].accepted
+    assert record.plans[0].candidates[0].measures["weakest_sentence_prob"] == pytest.approx(0.1)
+
+
+def test_sentences_check_reads_a_hypothesis_against_its_premise():
+    from cda.filter.sentences import weakest_sentences
+
+    class Seen:
+        labels, name = ["entailment", "neutral", "contradiction"], "seen"
+        inputs: list[dict[str, str]] = []
+
+        def predict_proba(self, inputs):
+            self.inputs += inputs
+            return [{"entailment": 0.1, "neutral": 0.1, "contradiction": 0.8} for _ in inputs]
+
+    clf = Seen()
+    segments = {"premise": "A man sleeps. He snores.", "hypothesis": "A man is awake."}
+    assert weakest_sentences(clf, [(segments, ["hypothesis"], "contradiction")]) == [(0.8, "A man is awake.")]
+    assert clf.inputs == [segments]  # the premise is not split: only the edited segment is

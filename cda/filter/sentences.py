@@ -1,0 +1,109 @@
+"""Sentence consistency: every sentence of the edited segment must read as the target label.
+
+The ``label`` check reads the whole counterfactual, and a classifier is sure of a review once its
+strongest sentiment words changed, so it passes "... it's one of the worst movies ... Robert
+Prichard is hilarious ... 6/10 Fair comedy": a row half of whose sentences still say the
+original's label, which a reader does not take for a flip. This check reads each sentence of the
+edited segment alone (spaCy's rule-based sentencizer; the other segments as they are, so an NLI
+hypothesis is still read against its premise) and fails the candidate when the sentence that
+reads least as the target has ``P(target) < min_prob``. Its value, that weakest probability, is
+the ``weakest_sentence_prob`` column: sort by it to read the doubtful rows first, or set
+``min_prob: 0`` to measure without dropping anything.
+
+A sentence read alone is short, and a neutral one ("I saw it in '93") can go either way, so on
+long reviews the check drops real counterfactuals too; it is off by default.
+
+Examples:
+    >>> class Lexical:  # P(Positive) grows with the positive words of the text
+    ...     labels, name = ["Negative", "Positive"], "lexical"
+    ...     def predict_proba(self, inputs):
+    ...         score = lambda t: 0.9 if "great" in t else 0.2 if "dull" in t else 0.5
+    ...         return [{"Negative": 1 - score(i["text"]), "Positive": score(i["text"])} for i in inputs]
+    >>> weakest_sentences(Lexical(), [({"text": "A great cast. A dull plot."}, ["text"], "Positive")])
+    [(0.2, 'A dull plot.')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from cda.fact_data import sentences_of
+from cda.filter.checks import CheckItem, FilterCheck
+from cda.protocols import Classifier
+from cda.records import Check
+from cda.registry import ComponentSettings, checks
+
+NAME = "sentences"
+
+
+def weakest_sentences(
+    classifier: Classifier, items: Sequence[tuple[dict[str, str], Sequence[str], str]]
+) -> list[tuple[float, str]]:
+    """For each ``(segments, edited segment names, target label)``: the least ``P(target)`` over the
+    sentences of the edited segments, each read alone with the other segments as they are, and
+    that sentence. One classifier call for all sentences of all items.
+
+    An edited segment with no sentence (empty) is read whole.
+    """
+    inputs: list[dict[str, str]] = []
+    owners: list[int] = []
+    for number, (segments, edited, _) in enumerate(items):
+        for name in edited:
+            for sentence in sentences_of(segments.get(name, "")) or [segments.get(name, "")]:
+                inputs.append({**segments, name: sentence})
+                owners.append(number)
+    probs = classifier.predict_proba(inputs) if inputs else []
+    if len(probs) != len(inputs):
+        raise RuntimeError(f"Classifier {classifier.name!r} returned {len(probs)} predictions for {len(inputs)} inputs")
+    weakest: list[tuple[float, str] | None] = [None] * len(items)
+    for number, given, prob in zip(owners, inputs, probs):
+        segments, edited, target = items[number]
+        p = float(prob[target])
+        if weakest[number] is None or p < weakest[number][0]:  # type: ignore[index]
+            weakest[number] = (p, "\n".join(given[name] for name in edited))
+    return [w if w is not None else (1.0, "") for w in weakest]
+
+
+@checks.register(NAME)
+class SentencesCheck(FilterCheck):
+    """The ``sentences`` check (off by default): see the module docstring.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["Negative", "Positive"]},
+        ...     "filter": {"checks": {"label": {}, "sentences": {"min_prob": 0.6}}}})
+        >>> cfg.filter.checks["sentences"].min_prob
+        0.6
+    """
+
+    class Settings(ComponentSettings):
+        #: The least P(target) the weakest sentence must reach (0: measure only, drop nothing).
+        min_prob: float = Field(default=0.5, ge=0, le=1)
+
+    cost = 11
+    needs = frozenset({"classifier"})
+    column = "weakest_sentence_prob"
+    column_description = ("classifier probability of the target label for the edited segment's sentence that "
+                          "reads least as the target, each sentence read alone")
+    fails_when = "a sentence of the edited segment, read alone, is below the target probability (filter.checks.sentences.min_prob)"
+
+    def run(self, items: list[CheckItem]) -> list[Check]:
+        assert self.context.classifier is not None
+        min_prob: float = self.settings.min_prob  # type: ignore[attr-defined]
+        found = weakest_sentences(self.context.classifier, [
+            (item.candidate.segments or {}, item.plan.edited_segments, item.plan.target_label) for item in items
+        ])  # fmt: skip
+        out = []
+        for item, (p, sentence) in zip(items, found):
+            target = item.plan.target_label
+            passed = p >= min_prob
+            reason = "" if passed else f"the sentence {_short(sentence)!r} reads P({target})={p:.3f}, below {min_prob:.3f}"
+            out.append(Check(name=self.name, passed=passed, reason=reason, value=p))
+        return out
+
+
+def _short(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
