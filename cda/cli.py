@@ -115,11 +115,12 @@ def print_pairs(records, config: Config, k: int = 3) -> None:
 
     chosen = [(record, plan, plan.best) for record in records for plan in record.plans
               if plan.best is not None and plan.best.segments is not None]  # fmt: skip
-    weakest = lambda candidate: candidate.measures.get("weakest_sentence_prob")  # noqa: E731
-    doubtful = [item for item in chosen if weakest(item[2]) is not None and weakest(item[2]) < SHOWCASE_SENTENCE_PROB]
-    chosen = [item for item in chosen if item not in doubtful]
-    chosen.sort(key=lambda item: -(weakest(item[2]) or item[2].label_prob or 0.0))
-    for record, plan, best in chosen[:k]:
+    def weakest(candidate) -> float | None:
+        return candidate.measures.get("weakest_sentence_prob")
+
+    clear = [item for item in chosen if weakest(item[2]) is None or weakest(item[2]) >= SHOWCASE_SENTENCE_PROB]
+    clear.sort(key=lambda item: -(weakest(item[2]) or item[2].label_prob or 0.0))
+    for record, plan, best in clear[:k]:
         prob = f"  (p={best.label_prob:.2f})" if best.label_prob is not None else ""
         if weakest(best) is not None:
             prob += f" (weakest sentence p={weakest(best):.2f})"
@@ -128,8 +129,8 @@ def print_pairs(records, config: Config, k: int = 3) -> None:
         edits = "; ".join(f"[red]{escape(r.old)}[/] → [green]{escape(r.new)}[/]" for r in changed_regions(original, edited))
         console.print(f"[dim]edits:[/]          {edits}", highlight=False)
         console.print(f"[green]counterfactual:[/] {escape(edited)}", highlight=False)
-    if doubtful:
-        console.print(f"[yellow]{len(doubtful)} of {len(doubtful) + len(chosen)} counterfactuals keep a sentence the "
+    if len(clear) < len(chosen):
+        console.print(f"[yellow]{len(chosen) - len(clear)} of {len(chosen)} counterfactuals keep a sentence the "
                       f"classifier reads as another label than the target (cda_weakest_sentence_prob < "
                       f"{SHOWCASE_SENTENCE_PROB}): read them before you train on them.[/]", highlight=False)
 

@@ -1,17 +1,18 @@
 """Sentence consistency: every sentence of the edited segment must read as the target label.
 
 The ``label`` check reads the whole counterfactual, and a classifier is sure of a review once its
-strongest sentiment words changed, so it passes "... it's one of the worst movies ... Robert
-Prichard is hilarious ... 6/10 Fair comedy": a row half of whose sentences still say the
-original's label, which a reader does not take for a flip. This check reads each sentence of the
-edited segment alone (spaCy's rule-based sentencizer; the other segments as they are, so an NLI
-hypothesis is still read against its premise) and fails the candidate when the sentence that
-reads least as the target has ``P(target) < min_prob``. Its value, that weakest probability, is
+strongest sentiment words changed, so it passes "this video is 100% wonderful. besides the brain
+cell killing acting and plot, it's way too long. ... just absolutely great.": a row some of whose
+sentences still say the original's label, which a reader does not take for a flip. This check
+reads each sentence of the edited segment alone (spaCy's rule-based sentencizer; the other
+segments as they are, so an NLI hypothesis is still read against its premise) and fails the
+candidate when the sentence that reads least as the target has ``P(target) < min_prob``. Its value, that weakest probability, is
 the ``weakest_sentence_prob`` column: sort by it to read the doubtful rows first, or set
 ``min_prob: 0`` to measure without dropping anything.
 
-A sentence read alone is short, and a neutral one ("I saw it in '93") can go either way, so on
-long reviews the check drops real counterfactuals too; it is off by default.
+A sentence read alone is short, and a neutral one ("I saw it in '93") can go either way: on the
+Kaushik IMDb dev reviews half of people's counterfactuals have a sentence below 0.1, and read
+blind, rows above and below that read alike (README, "Filter checks"). It is off by default.
 
 Examples:
     >>> class Lexical:  # P(Positive) grows with the positive words of the text
@@ -48,22 +49,21 @@ def weakest_sentences(
     An edited segment with no sentence (empty) is read whole.
     """
     inputs: list[dict[str, str]] = []
-    owners: list[int] = []
+    owners: list[tuple[int, str]] = []
     for number, (segments, edited, _) in enumerate(items):
         for name in edited:
             for sentence in sentences_of(segments.get(name, "")) or [segments.get(name, "")]:
                 inputs.append({**segments, name: sentence})
-                owners.append(number)
+                owners.append((number, name))
     probs = classifier.predict_proba(inputs) if inputs else []
     if len(probs) != len(inputs):
         raise RuntimeError(f"Classifier {classifier.name!r} returned {len(probs)} predictions for {len(inputs)} inputs")
-    weakest: list[tuple[float, str] | None] = [None] * len(items)
-    for number, given, prob in zip(owners, inputs, probs):
-        segments, edited, target = items[number]
-        p = float(prob[target])
-        if weakest[number] is None or p < weakest[number][0]:  # type: ignore[index]
-            weakest[number] = (p, "\n".join(given[name] for name in edited))
-    return [w if w is not None else (1.0, "") for w in weakest]
+    weakest: dict[int, tuple[float, str]] = {}
+    for (number, name), given, prob in zip(owners, inputs, probs):
+        p = float(prob[items[number][2]])
+        if number not in weakest or p < weakest[number][0]:
+            weakest[number] = (p, given[name])
+    return [weakest.get(number, (1.0, "")) for number in range(len(items))]
 
 
 @checks.register(NAME)
