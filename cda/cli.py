@@ -111,12 +111,14 @@ def print_pairs(records, config: Config, k: int = 3) -> None:
     ``P(target) >= 0.5``) are shown, surest weakest sentence first, and a line counts the rest."""
     from rich.markup import escape
 
+    from cda.filter.sentences import SentencesCheck
     from cda.generate.trained.alignment import changed_regions
 
     chosen = [(record, plan, plan.best) for record in records for plan in record.plans
               if plan.best is not None and plan.best.segments is not None]  # fmt: skip
+
     def weakest(candidate) -> float | None:
-        return candidate.measures.get("weakest_sentence_prob")
+        return candidate.measures.get(SentencesCheck.column)
 
     clear = [item for item in chosen if weakest(item[2]) is None or weakest(item[2]) >= SHOWCASE_SENTENCE_PROB]
     clear.sort(key=lambda item: -(weakest(item[2]) or item[2].label_prob or 0.0))
@@ -131,7 +133,7 @@ def print_pairs(records, config: Config, k: int = 3) -> None:
         console.print(f"[green]counterfactual:[/] {escape(edited)}", highlight=False)
     if len(clear) < len(chosen):
         console.print(f"[yellow]{len(chosen) - len(clear)} of {len(chosen)} counterfactuals keep a sentence the "
-                      f"classifier reads as another label than the target (cda_weakest_sentence_prob < "
+                      f"classifier reads as another label than the target (cda_{SentencesCheck.column} < "
                       f"{SHOWCASE_SENTENCE_PROB}): read them before you train on them.[/]", highlight=False)
 
 

@@ -6,9 +6,9 @@ cell killing acting and plot, it's way too long. ... just absolutely great.": a 
 sentences still say the original's label, which a reader does not take for a flip. This check
 reads each sentence of the edited segment alone (spaCy's rule-based sentencizer; the other
 segments as they are, so an NLI hypothesis is still read against its premise) and fails the
-candidate when the sentence that reads least as the target has ``P(target) < min_prob``. Its value, that weakest probability, is
-the ``weakest_sentence_prob`` column: sort by it to read the doubtful rows first, or set
-``min_prob: 0`` to measure without dropping anything.
+candidate when the sentence that reads least as the target has ``P(target) < min_prob``. Its
+value, that weakest probability, is the ``weakest_sentence_prob`` column: sort by it to read the
+doubtful rows first, or set ``min_prob: 0`` to measure without dropping anything.
 
 A sentence read alone is short, and a neutral one ("I saw it in '93") can go either way: on the
 Kaushik IMDb dev reviews half of people's counterfactuals have a sentence below 0.1, and read
@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from pydantic import Field
@@ -44,7 +45,8 @@ def weakest_sentences(
 ) -> list[tuple[float, str]]:
     """For each ``(segments, edited segment names, target label)``: the least ``P(target)`` over the
     sentences of the edited segments, each read alone with the other segments as they are, and
-    that sentence. One classifier call for all sentences of all items.
+    that sentence. One classifier call for the distinct inputs of all items (the sentences an
+    edit left alone recur across a plan's samples).
 
     An edited segment with no sentence (empty) is read whole.
     """
@@ -55,9 +57,12 @@ def weakest_sentences(
             for sentence in sentences_of(segments.get(name, "")) or [segments.get(name, "")]:
                 inputs.append({**segments, name: sentence})
                 owners.append((number, name))
-    probs = classifier.predict_proba(inputs) if inputs else []
-    if len(probs) != len(inputs):
-        raise RuntimeError(f"Classifier {classifier.name!r} returned {len(probs)} predictions for {len(inputs)} inputs")
+    distinct = {tuple(sorted(given.items())): given for given in inputs}
+    read = classifier.predict_proba(list(distinct.values())) if distinct else []
+    if len(read) != len(distinct):
+        raise RuntimeError(f"Classifier {classifier.name!r} returned {len(read)} predictions for {len(distinct)} inputs")
+    by_input = dict(zip(distinct, read))
+    probs = [by_input[tuple(sorted(given.items()))] for given in inputs]
     weakest: dict[int, tuple[float, str]] = {}
     for (number, name), given, prob in zip(owners, inputs, probs):
         p = float(prob[items[number][2]])
@@ -100,10 +105,7 @@ class SentencesCheck(FilterCheck):
         for item, (p, sentence) in zip(items, found):
             target = item.plan.target_label
             passed = p >= min_prob
-            reason = "" if passed else f"the sentence {_short(sentence)!r} reads P({target})={p:.3f}, below {min_prob:.3f}"
+            shown = textwrap.shorten(sentence, 80, placeholder=" …")
+            reason = "" if passed else f"the sentence {shown!r} reads P({target})={p:.3f}, below {min_prob:.3f}"
             out.append(Check(name=self.name, passed=passed, reason=reason, value=p))
         return out
-
-
-def _short(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

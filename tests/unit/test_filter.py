@@ -586,7 +586,9 @@ def test_sentences_check_reads_a_hypothesis_against_its_premise():
 
     class Seen:
         labels, name = ["entailment", "neutral", "contradiction"], "seen"
-        inputs: list[dict[str, str]] = []
+
+        def __init__(self) -> None:
+            self.inputs: list[dict[str, str]] = []
 
         def predict_proba(self, inputs):
             self.inputs += inputs
@@ -596,3 +598,8 @@ def test_sentences_check_reads_a_hypothesis_against_its_premise():
     segments = {"premise": "A man sleeps. He snores.", "hypothesis": "A man is awake."}
     assert weakest_sentences(clf, [(segments, ["hypothesis"], "contradiction")]) == [(0.8, "A man is awake.")]
     assert clf.inputs == [segments]  # the premise is not split: only the edited segment is
+    clf.inputs = []
+    again = {"premise": "A man sleeps. He snores.", "hypothesis": "A man is awake. He sits."}
+    assert weakest_sentences(clf, [(segments, ["hypothesis"], "contradiction"), (again, ["hypothesis"], "entailment")]) \
+        == [(0.8, "A man is awake."), (0.1, "A man is awake.")]
+    assert clf.inputs == [segments, {**again, "hypothesis": "He sits."}]  # a sentence read once for both
