@@ -153,10 +153,41 @@ class InfillStrategy(EditStrategy):
 
 @edit_strategies.register("rewrite")
 class RewriteStrategy(EditStrategy):
-    """Show the spans; the answer is the whole edited segment (the ``logic`` check keeps it local)."""
+    """Show the spans; the answer is the whole edited segment (the ``logic`` check keeps it local).
+
+    With ``anchor: false`` the plans carry no spans: the generator chooses what to change (a
+    generator trained on human rewrites, ``trained_rewrite.v1``), the ``logic`` check then holds
+    only the other segments, and ``filter.checks.minimality`` bounds the edit; a search round
+    asks the same plan again with another seed.
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> from cda.records import Span
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["Negative", "Positive"]}, "edit": {"strategy": {"name": "rewrite", "anchor": False}}})
+        >>> r = Record(index=0, segments={"text": "A dull film."}, label="Negative", spans=[Span(segment="text", start=2, end=6)])
+        >>> plan = make_strategy(cfg).plans(r)[0]
+        >>> plan.spans, plan.masked, make_strategy(cfg).widen(r, plan, round=2, add_spans=1).round
+        ([], 'A dull film.', 2)
+    """
 
     template = "rewrite.v1"
     needs_spans = False
+
+    class Settings(ComponentSettings):
+        # Hold the edit to Explain's spans (false: the generator chooses what to change).
+        anchor: bool = True
+
+    def plans(self, record: Record) -> list[EditPlan]:
+        plans = super().plans(record)
+        if self.settings.anchor:  # type: ignore[attr-defined]
+            return plans
+        return [p.model_copy(update={"spans": [], "masked": record.segments[p.segment]}) for p in plans]
+
+    def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
+        if self.settings.anchor:  # type: ignore[attr-defined]
+            return super().widen(record, plan, round, add_spans)
+        return EditPlan(target_label=plan.target_label, segment=plan.segment, masked=record.segments[plan.segment], round=round)
 
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         from cda.generate.parsing import parse_rewrite

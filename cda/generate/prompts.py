@@ -66,6 +66,8 @@ _SUFFIX = ".jinja"
 # the words they replace (from human pairs; self-supervised answers are those words).
 TRAINED_TEMPLATE = "trained_infill.v1"
 TRAINED_EDIT_TEMPLATE = "trained_infill.v2"
+# The format of a generator trained to rewrite the whole segment (``edit.strategy: rewrite``).
+TRAINED_REWRITE_TEMPLATE = "trained_rewrite.v1"
 
 
 class TemplateError(CdaError, ValueError):
@@ -122,8 +124,9 @@ def template_name(config: Config) -> str:
 
 def trained_template(config: Config) -> str:
     """The default template of a ``generator`` section: the one its adapter at ``generator.path``
-    was trained with (its ``cda_generator.json``), else ``trained_infill.v2`` for an adapter
-    trained from human pairs only, else ``trained_infill.v1``.
+    was trained with (its ``cda_generator.json``), else ``trained_rewrite.v1`` with ``edit.strategy:
+    rewrite``, else ``trained_infill.v2`` for an adapter trained from human pairs only, else
+    ``trained_infill.v1``.
 
     Examples:
         >>> from cda.config import config_from_dict
@@ -139,6 +142,8 @@ def trained_template(config: Config) -> str:
     assert generator is not None
     if generator.path is not None:
         return adapter_meta(Path(generator.path).expanduser()).get("template") or TRAINED_TEMPLATE
+    if config.edit.strategy.name == "rewrite":
+        return TRAINED_REWRITE_TEMPLATE
     train = generator.train
     return TRAINED_EDIT_TEMPLATE if train is not None and not train.self_supervised else TRAINED_TEMPLATE
 

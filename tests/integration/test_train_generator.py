@@ -56,3 +56,34 @@ def test_a_missing_adapter_is_a_clear_error(tmp_path):
     gen = TransformersGenerator(None, cache_root=MODEL_CACHE, lora_path=tmp_path)
     with pytest.raises(ModelFileError, match="not a LoRA adapter folder"):
         gen.load()
+
+
+def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_path):
+    """``edit.strategy: {name: rewrite, anchor: false}``: the adapter learns to rewrite the hypothesis
+    (trained_rewrite.v1) and answers with a whole sentence the rewrite parser reads."""
+    from cda.config import config_from_dict
+    from cda.generate.model_files import prepare_generator_model
+    from cda.generate.parsing import parse_rewrite
+    from tests.integration.conftest import ROOT
+
+    (tmp_path / "models").symlink_to(prepare_generator_model(MODEL_CACHE).parent)
+    config = config_from_dict({
+        "seed": 0, "cache_dir": str(tmp_path), "data": {"path": str(ROOT / "demo/snli_sample.tsv")},
+        "task": {"name": "nli", "segments": {"premise": "sentence1", "hypothesis": "sentence2"}, "label_column": "gold_label",
+                 "labels": ["entailment", "neutral", "contradiction"], "editable": ["hypothesis"]},
+        "edit": {"strategy": {"name": "rewrite", "anchor": False}},
+        "generator": {"train": {"pairs": {"path": str(ROOT / "demo/snli_revised_hypothesis.tsv"),
+                                          "originals": str(ROOT / "demo/snli_sample.tsv"), "per_original": 2, "limit": 4},
+                                "unlikelihood": 0.5, "max_steps": 2, "batch_size": 2}},
+    })  # fmt: skip
+    adapter = load_or_train_generator(config, Cache(tmp_path))
+    meta = adapter_meta(adapter)
+    assert meta["template"] == "trained_rewrite.v1" and meta["edit_strategy"] == "rewrite" and meta["max_blanks"] is None
+    assert meta["examples"]["likely"] > 0 and meta["examples"]["unlikely"] > 0
+    gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
+    prompt = "Premise: A man is riding a red motorcycle.\nHypothesis (entailment -> contradiction): A man rides a motorcycle."
+    out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=24, seed=0))[0]
+    assert out.error is None and len(out.texts) == 2
+    parsed = [parse_rewrite(t, "hypothesis") for t in out.texts]
+    print("\ntrained rewrite (2 steps) answers:", parsed)
+    assert any(text for text, _ in parsed)

@@ -10,7 +10,7 @@ import torch
 from cda.config import ConfigError, config_from_dict
 from cda.edit.plans import masked_window
 from cda.generate.trained.alignment import changed_regions
-from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
+from cda.generate.trained.examples import TrainingExample, pair_examples, rewrite_examples, self_supervised_examples
 from cda.generate.trained.loss import generator_loss, token_unlikelihood
 from cda.generate.trained.train import GeneratorTrainingError, check_generator_template, encode, human_pairs
 from cda.records import Record, Span
@@ -176,6 +176,60 @@ def test_self_supervised_training_refuses_a_template_that_shows_the_answers():
         check_generator_template(shown)
 
 
+# ---------------------------------------------------------------------- rewrite format
+NLI = {"name": "nli", "segments": {"premise": "sentence1", "hypothesis": "sentence2"}, "label_column": "gold_label",
+       "labels": ["entailment", "neutral", "contradiction"], "editable": ["hypothesis"]}  # fmt: skip
+FREE_REWRITE = {"name": "rewrite", "anchor": False}
+
+
+def rewrite_config(path=None, unlikelihood=0.0, strategy=FREE_REWRITE, **train):
+    train = None if path else {"pairs": {"path": "p.tsv", "key": "id"}, "unlikelihood": unlikelihood, **train}
+    return config_from_dict({"data": {"path": "x.tsv"}, "task": NLI, "edit": {"strategy": strategy},
+                             "generator": {"path": path, "train": train}})  # fmt: skip
+
+
+def test_rewrite_examples_answer_with_the_whole_human_segment_after_both_labels():
+    from cda.generate.prompts import template_name
+
+    cfg = rewrite_config()
+    assert template_name(cfg) == "trained_rewrite.v1"
+    original = Record(index=0, segments={"premise": "A man sleeps on a bench.", "hypothesis": "A man rests."}, label="entailment")
+    (example,) = rewrite_examples(original, {"hypothesis": "A woman rests."}, "contradiction", "hypothesis", cfg)
+    assert example.prompt == "Premise: A man sleeps on a bench.\nHypothesis (entailment -> contradiction): A man rests."
+    assert example.answer == "A woman rests." and example.pieces() == [("A woman rests.", True)]
+    assert rewrite_examples(original, {"hypothesis": "A man  rests."}, "contradiction", "hypothesis", cfg) == []
+
+
+def test_a_rewrite_unlikely_twin_penalises_only_the_words_the_human_changed():
+    cfg = rewrite_config(unlikelihood=0.5)
+    original = Record(index=0, segments={"premise": "P.", "hypothesis": "A man rests on a bench."}, label="entailment")
+    likely, twin = rewrite_examples(original, {"hypothesis": "A woman runs on a bench."}, "contradiction", "hypothesis", cfg)
+    assert twin.unlikely and twin.prompt == likely.prompt and twin.answer == "A man rests on a bench."
+    assert "".join(text for text, _ in twin.pieces()) == twin.answer
+    assert [text for text, penalised in twin.pieces() if penalised] == [" man rests"]
+
+
+def test_a_trained_rewrite_generator_needs_free_plans_pairs_and_its_own_strategy(tmp_path):
+    check_generator_template(rewrite_config())
+    with pytest.raises(GeneratorTrainingError, match=r"set edit.strategy: \{name: rewrite, anchor: false\}"):
+        check_generator_template(rewrite_config(strategy="rewrite"))
+    with pytest.raises(GeneratorTrainingError, match="learns from human pairs only"):
+        check_generator_template(rewrite_config(self_supervised=True))
+    folder = adapter_folder(tmp_path, "trained_rewrite.v1", edit_strategy="rewrite")
+    check_generator_template(rewrite_config(path=folder))
+    with pytest.raises(GeneratorTrainingError, match="trained for edit.strategy 'rewrite', but edit.strategy is 'infill'"):
+        check_generator_template(rewrite_config(path=folder, strategy="infill"))
+
+
+def test_encode_trains_every_token_of_a_rewrite_and_penalises_the_marked_pieces():
+    tok = CharTokenizer()
+    ids, lk, ul = encode(tok, TrainingExample("P", "A b.", ("A b.",), answer_pieces=(("A b.", True),)))
+    assert "".join(chr(i) for i in ids[:-1]) == "PA b." and lk == [0, 1, 1, 1, 1, 1] and not any(ul)
+    twin = TrainingExample("P", "A c.", ("c",), unlikely=True, answer_pieces=(("A", False), (" c", True), (".", False)))
+    ids, lk, ul = encode(tok, twin)
+    assert not any(lk) and "".join(chr(i) for i, m in zip(ids, ul) if m) == " c"
+
+
 # ---------------------------------------------------------------------- encoding and loss
 class CharTokenizer:
     """One token per character; id 0 ends the turn."""
@@ -189,11 +243,11 @@ class CharTokenizer:
 
 def test_encode_masks_answer_tokens_for_each_loss():
     tok = CharTokenizer()
-    likely = encode(tok, InfillExample("P", "[B1]: ok", ("ok",), blank="[B{i}]"))
+    likely = encode(tok, TrainingExample("P", "[B1]: ok", ("ok",), blank="[B{i}]"))
     ids, lk, ul = likely
     assert "".join(chr(i) for i in ids[:-1]) == "P[B1]: ok" and ids[-1] == 0
     assert lk == [0] + [1] * (len(ids) - 1) and not any(ul)  # every answer token and the end of turn
-    ids, lk, ul = encode(tok, InfillExample("P", "[B1]: ok", ("ok",), blank="[B{i}]", unlikely=True))
+    ids, lk, ul = encode(tok, TrainingExample("P", "[B1]: ok", ("ok",), blank="[B{i}]", unlikely=True))
     assert not any(lk)
     assert "".join(chr(i) for i, m in zip(ids, ul) if m) == " ok"  # only the replacement, not the marker
 

@@ -96,6 +96,34 @@ def test_rounds_stop_once_every_target_has_a_counterfactual_and_resume_from_the_
     assert [p.round for p in rerun.records[0].plans] == [1, 2, 3]
 
 
+class RewriteGenerator(FakeGenerator):
+    """Rewrites the whole text: a neutral word in round 1 (seed 0), a flip afterwards; counts calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int]] = []
+
+    def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
+        self.calls.append((len(prompts), sampling.seed))
+        self.prompts.extend(prompts)
+        return [Generation(["It was a fine and long film ." if sampling.seed == 0 else "What a great film ."] * sampling.n)
+                for _ in prompts]  # fmt: skip
+
+
+def test_a_free_rewrite_is_asked_again_unanchored_and_may_change_any_words(tmp_path):
+    # edit.strategy {rewrite, anchor: false}: no spans to hold the edit to, so a rewrite that
+    # changes every word passes the logic check; round 2 asks the same prompt with another seed.
+    rows = {"Text": ["It was dull and poor ."], "Sentiment": ["Negative"]}
+    generator = RewriteGenerator()
+    config = _config(tmp_path, search={"rounds": 2}, edit={"strategy": {"name": "rewrite", "anchor": False}},
+                     generate={"n": 1, "template": "rewrite.v1"})  # fmt: skip
+    result = build(config, datasets.Dataset.from_dict(rows), components=Components(FakeClassifier(), generator))
+    assert [seed for _, seed in generator.calls] == [0, 7919] and generator.prompts[0] == generator.prompts[1]
+    first, second = result.records[0].plans
+    assert first.spans == second.spans == [] and second.round == 2 and first.selected is None
+    assert second.candidates[second.selected].segments == {"text": "What a great film ."}
+
+
 def test_widen_adds_spare_spans_that_do_not_overlap(tmp_path):
     record = Record(index=0, segments={"text": "A dull, slow and long film."}, label="Negative",
                     spare_spans=[Span(segment="text", start=2, end=6, text="dull"),

@@ -9,7 +9,10 @@ numbered blanks, after the label to reach) and the answer lines the stage parses
   (:func:`~cda.generate.trained.alignment.changed_regions`) are the blanks, the target label
   is the counterfactual's, the answer is what the human wrote there;
 * **self-supervised** (:func:`self_supervised_examples`, AutoCAD / MiCE): the rationale spans
-  Explain found are the blanks, the label is the example's own, the answer the original words.
+  Explain found are the blanks, the label is the example's own, the answer the original words;
+* **human rewrites** (:func:`rewrite_examples`, ``edit.strategy: rewrite``, ``trained_rewrite.v1``):
+  the prompt shows the whole segment and both labels, the answer is the human's whole segment,
+  so the generator learns where to edit as well as what to write.
 
 Each likely example has an *unlikely* twin (AutoCAD's unlikelihood term): the original words
 for the blanks when the prompt asks for another label, which training makes improbable so
@@ -46,10 +49,12 @@ _VALID_ANSWER = re.compile(r"[^\s\[\],;.!?][^\n\[\],;.!?]{0,%d}" % (MAX_ANSWER_C
 
 
 @dataclass(frozen=True)
-class InfillExample:
-    """One training sequence: the prompt (user message), the answer lines, the blanks' values.
+class TrainingExample:
+    """One training sequence: the prompt (user message), the answer, the words it replaces.
 
-    ``unlikely`` examples are trained with the unlikelihood loss on their ``values``.
+    An infill answer is one ``[BLANKk]: words`` line per blank, its ``values`` the words; a
+    rewrite answer is the whole edited segment, split into ``answer_pieces``. ``unlikely``
+    examples are trained with the unlikelihood loss on their ``values`` (the pieces marked True).
     """
 
     prompt: str
@@ -58,14 +63,18 @@ class InfillExample:
     blank: str = "[BLANK{i}]"
     unlikely: bool = False
     source: str = "pairs"
+    # A rewrite's answer as ``(text, is_value)`` pieces (empty: infill lines from ``values``).
+    answer_pieces: tuple[tuple[str, bool], ...] = ()
 
     def pieces(self) -> list[tuple[str, bool]]:
         """The answer as ``(text, is_value)`` pieces: markers and newlines, and the replacements.
 
         Examples:
-            >>> InfillExample("p", "[BLANK1]: great", ("great",)).pieces()
+            >>> TrainingExample("p", "[BLANK1]: great", ("great",)).pieces()
             [('[BLANK1]:', False), (' great', True)]
         """
+        if self.answer_pieces:
+            return list(self.answer_pieces)
         out: list[tuple[str, bool]] = []
         for k, value in enumerate(self.values, start=1):
             if k > 1:
@@ -90,15 +99,15 @@ def _answer(values: list[str], blank: str) -> str:
 
 def _examples(
     record: Record, spans: list[Span], answers: list[str], target: str, config: Config, source: str
-) -> list[InfillExample]:
+) -> list[TrainingExample]:
     """The likely example for ``target`` and, with unlikelihood on, its unlikely twins for the
     labels that are not ``target`` when the answers are the original words, else for ``target``."""
     template = load_template(config)
     blank = config.edit.blank
     segment = spans[0].segment
     plan = EditPlan(target_label=target, segment=segment, spans=spans, masked=mask_segment(record.segments[segment], spans, blank))
-    likely = InfillExample(render_with(template, prompt_variables(config, record, plan)), _answer(answers, blank),
-                           tuple(answers), blank, False, source)  # fmt: skip
+    likely = TrainingExample(render_with(template, prompt_variables(config, record, plan)), _answer(answers, blank),
+                             tuple(answers), blank, False, source)  # fmt: skip
     out = [likely]
     train = config.generator.train if config.generator is not None else None
     if train is None or train.unlikelihood <= 0:
@@ -110,12 +119,12 @@ def _examples(
         wrong_for = [target]
     for label in wrong_for:
         twin = plan.model_copy(update={"target_label": label})
-        out.append(InfillExample(render_with(template, prompt_variables(config, record, twin)),
-                                 _answer(originals, blank), tuple(originals), blank, True, source))  # fmt: skip
+        out.append(TrainingExample(render_with(template, prompt_variables(config, record, twin)),
+                                   _answer(originals, blank), tuple(originals), blank, True, source))  # fmt: skip
     return out
 
 
-def pair_examples(original: Record, revised: dict[str, str], target: str, segment: str, config: Config) -> list[InfillExample]:
+def pair_examples(original: Record, revised: dict[str, str], target: str, segment: str, config: Config) -> list[TrainingExample]:
     """Examples from one human counterfactual: its changed regions, ``generator.max_blanks`` at a time.
 
     Regions whose old or new words do not fit the answer format (sentence punctuation, more
@@ -134,7 +143,7 @@ def pair_examples(original: Record, revised: dict[str, str], target: str, segmen
     text = original.segments[segment]
     regions = [r for r in changed_regions(text, revised[segment]) if valid_value(r.old) and valid_value(r.new)]
     k = config.generator.max_blanks
-    out: list[InfillExample] = []
+    out: list[TrainingExample] = []
     for start in range(0, len(regions), k):
         group = regions[start : start + k]
         spans = [Span(segment=segment, start=r.start, end=r.end, text=r.old) for r in group]
@@ -142,7 +151,7 @@ def pair_examples(original: Record, revised: dict[str, str], target: str, segmen
     return out
 
 
-def self_supervised_examples(record: Record, config: Config) -> list[InfillExample]:
+def self_supervised_examples(record: Record, config: Config) -> list[TrainingExample]:
     """Examples from a record's own rationale spans (``record.spans``, from Explain): the blanks'
     original words for its own label, and (unlikely) for every other label.
 
@@ -156,11 +165,56 @@ def self_supervised_examples(record: Record, config: Config) -> list[InfillExamp
         [('Text (Negative): A [BLANK1] film.', '[BLANK1]: dull', False), ('Text (Positive): A [BLANK1] film.', '[BLANK1]: dull', True)]
     """
     assert config.generator is not None
-    out: list[InfillExample] = []
+    out: list[TrainingExample] = []
     for segment in {s.segment for s in record.spans}:
         text = record.segments[segment]
         spans = merge_spans(text, [s for s in record.spans if s.segment == segment], config.edit.merge_gap)
         spans = [s for s in spans if valid_value(s.text)][: config.generator.max_blanks]
         if spans:
             out += _examples(record, spans, [s.text for s in spans], record.label, config, "self_supervised")
+    return out
+
+
+def rewrite_examples(original: Record, revised: dict[str, str], target: str, segment: str, config: Config) -> list[TrainingExample]:
+    """Examples from one human counterfactual for a generator that rewrites (``edit.strategy: rewrite``):
+    the prompt shows the whole segment, the answer is the human's whole edited segment.
+
+    With unlikelihood on, the twin answers with the original segment and penalises only the words
+    the human changed (the rest is right for the target label too).
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
+        ...     "label_column": "y", "labels": ["Negative", "Positive"]}, "edit": {"strategy": "rewrite"},
+        ...     "generator": {"train": {"pairs": {"path": "p.tsv", "key": "id"}, "unlikelihood": 0.5}}})
+        >>> r = Record(index=0, segments={"text": "A dull and slow film."}, label="Negative")
+        >>> likely, unlikely = rewrite_examples(r, {"text": "A fun and fast film."}, "Positive", "text", cfg)
+        >>> print(likely.prompt)
+        Text (Negative -> Positive): A dull and slow film.
+        >>> likely.pieces(), unlikely.pieces()[:3]
+        ([('A fun and fast film.', True)], [('A', False), (' dull', True), (' and', False)])
+    """
+    template = load_template(config)
+    text, new = original.segments[segment], revised[segment].strip()
+    regions = changed_regions(text, new)
+    if not regions or not new:
+        return []
+    plan = EditPlan(target_label=target, segment=segment, spans=[], masked=text)
+    prompt = render_with(template, prompt_variables(config, original, plan))
+    out = [TrainingExample(prompt, new, (new,), unlikely=False, answer_pieces=((new, True),))]
+    train = config.generator.train if config.generator is not None else None
+    if train is None or train.unlikelihood <= 0:
+        return out
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for region in regions:
+        # A changed word takes the space before it, as the tokenizer reads it (" dull").
+        start = region.start - 1 if region.start > 0 and text[region.start - 1] == " " else region.start
+        if start > pos:
+            pieces.append((text[pos:start], False))
+        pieces.append((text[start : region.end], True))
+        pos = region.end
+    if pos < len(text):
+        pieces.append((text[pos:], False))
+    out.append(TrainingExample(prompt, text, tuple(r.old for r in regions), unlikely=True, answer_pieces=tuple(pieces)))
     return out

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from cda.cache import Cache, fingerprint
 from cda.config import Config
 from cda.errors import CdaError
-from cda.generate.trained.examples import InfillExample, pair_examples, self_supervised_examples
+from cda.generate.trained.examples import TrainingExample, pair_examples, rewrite_examples, self_supervised_examples
 from cda.records import Record
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,38 @@ def check_generator_template(config: Config) -> None:
         return
     name = template_name(config)
     meta = adapter_meta(Path(generator.path).expanduser()) if generator.path else {}
+    strategy = config.edit.strategy
+    learnt = meta.get("edit_strategy", "infill")
+    if generator.path is not None and strategy.name != learnt:
+        raise GeneratorTrainingError(
+            f"generator.path {generator.path!r} was trained for edit.strategy {learnt!r}, but edit.strategy is "
+            f"{strategy.name!r}; set edit.strategy: {learnt}"
+        )
+    if strategy.name not in ("infill", "rewrite"):
+        raise GeneratorTrainingError(
+            f"edit.strategy {strategy.name!r} cannot use a trained generator (generator section); "
+            "allowed: infill (blanks) or rewrite (the whole segment)"
+        )
+    if strategy.name == "rewrite":
+        if getattr(strategy, "anchor", True):
+            raise GeneratorTrainingError(
+                "A trained rewrite generator chooses what to change (its prompt shows no spans), so the edit cannot be "
+                "held to Explain's spans; set edit.strategy: {name: rewrite, anchor: false} (filter.checks.minimality "
+                "bounds the edit)"
+            )
+        if generator.path is None and generator.train is not None and generator.train.self_supervised:
+            raise GeneratorTrainingError(
+                "generator.train.self_supervised needs blanks to mask (edit.strategy: infill); a rewrite generator "
+                "learns from human pairs only (generator.train.pairs)"
+            )
     trained_with = meta.get("template")
     if trained_with is not None and trained_with != name:
         raise GeneratorTrainingError(
             f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
             f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
         )
+    if strategy.name == "rewrite":
+        return  # no windows, no blanks
     words = meta.get("context_words")
     if words is not None and words != generator.context_words:
         raise GeneratorTrainingError(
@@ -112,7 +138,7 @@ def human_pairs(config: Config) -> list[tuple[Record, dict[str, str], str, str]]
         raise GeneratorTrainingError(str(e)) from None
 
 
-def collect_examples(config: Config, explained: Callable[[], list[Record]] | None = None) -> list[InfillExample]:
+def collect_examples(config: Config, explained: Callable[[], list[Record]] | None = None) -> list[TrainingExample]:
     """All training examples ``generator.train`` asks for.
 
     Args:
@@ -123,9 +149,10 @@ def collect_examples(config: Config, explained: Callable[[], list[Record]] | Non
     assert config.generator is not None and config.generator.train is not None
     check_generator_template(config)
     train = config.generator.train
-    examples: list[InfillExample] = []
+    examples: list[TrainingExample] = []
+    from_pair = rewrite_examples if config.edit.strategy.name == "rewrite" else pair_examples
     for original, revised, target, segment in human_pairs(config):
-        examples += pair_examples(original, revised, target, segment, config)
+        examples += from_pair(original, revised, target, segment, config)
     if train.self_supervised:
         if explained is None:
             raise GeneratorTrainingError("generator.train.self_supervised needs the input records and a classifier to explain them")
@@ -149,7 +176,7 @@ def _chat_ids(tokenizer: Any, prompt: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode(tokenizer: Any, example: InfillExample) -> tuple[list[int], list[int], list[int]]:
+def encode(tokenizer: Any, example: TrainingExample) -> tuple[list[int], list[int], list[int]]:
     """``(input ids, likely mask, unlikely mask)``: masks mark the answer tokens each loss term uses.
 
     A likely example trains every answer token and the end-of-turn token; an unlikely one
@@ -170,7 +197,7 @@ def encode(tokenizer: Any, example: InfillExample) -> tuple[list[int], list[int]
 
 
 # ---------------------------------------------------------------------- training
-def _training_key(examples: list[InfillExample], config: Config, base_name: str) -> dict[str, Any]:
+def _training_key(examples: list[TrainingExample], config: Config, base_name: str) -> dict[str, Any]:
     assert config.generator is not None and config.generator.train is not None
     train = config.generator.train
     return {
@@ -182,7 +209,7 @@ def _training_key(examples: list[InfillExample], config: Config, base_name: str)
     }
 
 
-def train_generator(examples: list[InfillExample], config: Config, output: Path) -> dict[str, Any]:
+def train_generator(examples: list[TrainingExample], config: Config, output: Path) -> dict[str, Any]:
     """Train a LoRA adapter on ``examples`` and save it (peft format) into ``output``.
 
     Batches are drawn by a seeded generator from the examples; sequences longer than
@@ -270,11 +297,13 @@ def train_generator(examples: list[InfillExample], config: Config, output: Path)
         for row in losses:
             f.write(json.dumps(row) + "\n")
     tail = losses[-max(1, len(losses) // 10) :]
+    rewrite = config.edit.strategy.name == "rewrite"
     meta = {
         "base_model": resolve_model_name(config.generate.model),
         "template": template_name(config),
-        "context_words": config.generator.context_words,
-        "max_blanks": config.generator.max_blanks,
+        "edit_strategy": config.edit.strategy.name,
+        "context_words": None if rewrite else config.generator.context_words,
+        "max_blanks": None if rewrite else config.generator.max_blanks,
         "examples": {
             "used": len(kept),
             "too_long": len(examples) - len(kept),
