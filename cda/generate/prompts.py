@@ -136,13 +136,13 @@ def trained_template(config: Config) -> str:
         ...  for train in ({"pairs": pairs}, {"pairs": pairs, "self_supervised": True})]
         ['trained_infill.v2', 'trained_infill.v1']
     """
-    from cda.generate.trained.train import adapter_meta
+    from cda.generate.trained.train import adapter_meta, answer_format
 
     generator = config.generator
     assert generator is not None
     if generator.path is not None:
         return adapter_meta(Path(generator.path).expanduser()).get("template") or TRAINED_TEMPLATE
-    if config.edit.strategy.name == "rewrite":
+    if answer_format(config) == "rewrite":
         return TRAINED_REWRITE_TEMPLATE
     train = generator.train
     return TRAINED_EDIT_TEMPLATE if train is not None and not train.self_supervised else TRAINED_TEMPLATE

@@ -78,7 +78,7 @@ def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_pa
     })  # fmt: skip
     adapter = load_or_train_generator(config, Cache(tmp_path))
     meta = adapter_meta(adapter)
-    assert meta["template"] == "trained_rewrite.v1" and meta["edit_strategy"] == "rewrite" and meta["max_blanks"] is None
+    assert meta["template"] == "trained_rewrite.v1" and meta["answers"] == "rewrite" and meta["max_blanks"] is None
     assert meta["examples"]["likely"] > 0 and meta["examples"]["unlikely"] > 0
     gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
     prompt = "Premise: A man is riding a red motorcycle.\nHypothesis (entailment -> contradiction): A man rides a motorcycle."

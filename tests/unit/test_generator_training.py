@@ -215,10 +215,23 @@ def test_a_trained_rewrite_generator_needs_free_plans_pairs_and_its_own_strategy
         check_generator_template(rewrite_config(strategy="rewrite"))
     with pytest.raises(GeneratorTrainingError, match="learns from human pairs only"):
         check_generator_template(rewrite_config(self_supervised=True))
-    folder = adapter_folder(tmp_path, "trained_rewrite.v1", edit_strategy="rewrite")
+    folder = adapter_folder(tmp_path, "trained_rewrite.v1", answers="rewrite")
     check_generator_template(rewrite_config(path=folder))
-    with pytest.raises(GeneratorTrainingError, match="trained for edit.strategy 'rewrite', but edit.strategy is 'infill'"):
+    with pytest.raises(GeneratorTrainingError, match="trained to answer with the whole edited segment, but edit.strategy 'infill' asks"):
         check_generator_template(rewrite_config(path=folder, strategy="infill"))
+    with pytest.raises(GeneratorTrainingError, match="edit.strategy 'entity_swap' cannot use a trained generator"):
+        check_generator_template(rewrite_config(strategy={"name": "entity_swap", "claim_segment": "hypothesis",
+            "evidence_segment": "premise", "supports_label": "entailment", "refutes_label": "contradiction"}))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["imdb_trained", "snli_trained"])
+def test_the_shipped_trained_configs_pass_the_generator_checks(name):
+    from cda import load_config
+    from cda.generate.prompts import template_name
+
+    config = load_config(f"configs/{name}.yaml")
+    check_generator_template(config)
+    assert template_name(config) == {"imdb_trained": "trained_infill.v2", "snli_trained": "trained_rewrite.v1"}[name]
 
 
 def test_encode_trains_every_token_of_a_rewrite_and_penalises_the_marked_pieces():

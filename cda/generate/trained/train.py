@@ -65,20 +65,16 @@ def check_generator_template(config: Config) -> None:
         return
     name = template_name(config)
     meta = adapter_meta(Path(generator.path).expanduser()) if generator.path else {}
-    strategy = config.edit.strategy
-    learnt = meta.get("edit_strategy", "infill")
-    if generator.path is not None and strategy.name != learnt:
+    answers = answer_format(config)
+    learnt = meta.get("answers", "infill")
+    if generator.path is not None and answers != learnt:
         raise GeneratorTrainingError(
-            f"generator.path {generator.path!r} was trained for edit.strategy {learnt!r}, but edit.strategy is "
-            f"{strategy.name!r}; set edit.strategy: {learnt}"
+            f"generator.path {generator.path!r} was trained to answer with {_FORMATS[learnt]}, but edit.strategy "
+            f"{config.edit.strategy.name!r} asks for {_FORMATS[answers]}; set edit.strategy: "
+            + ("{name: rewrite, anchor: false}" if learnt == "rewrite" else "infill (or a strategy built on it)")
         )
-    if strategy.name not in ("infill", "rewrite"):
-        raise GeneratorTrainingError(
-            f"edit.strategy {strategy.name!r} cannot use a trained generator (generator section); "
-            "allowed: infill (blanks) or rewrite (the whole segment)"
-        )
-    if strategy.name == "rewrite":
-        if getattr(strategy, "anchor", True):
+    if answers == "rewrite":
+        if getattr(config.edit.strategy, "anchor", True):
             raise GeneratorTrainingError(
                 "A trained rewrite generator chooses what to change (its prompt shows no spans), so the edit cannot be "
                 "held to Explain's spans; set edit.strategy: {name: rewrite, anchor: false} (filter.checks.minimality "
@@ -95,7 +91,7 @@ def check_generator_template(config: Config) -> None:
             f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
             f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
         )
-    if strategy.name == "rewrite":
+    if answers == "rewrite":
         return  # no windows, no blanks
     words = meta.get("context_words")
     if words is not None and words != generator.context_words:
@@ -115,6 +111,36 @@ def check_generator_template(config: Config) -> None:
             "self-supervised examples answer with those words, so the generator would learn to copy them; "
             f"use generate.template: {TRAINED_TEMPLATE} (or train from pairs only)"
         )
+
+
+_FORMATS = {"infill": "one replacement per blank", "rewrite": "the whole edited segment"}
+
+
+def answer_format(config: Config) -> str:
+    """What a trained generator answers for ``edit.strategy``: ``"infill"`` (one replacement per
+    blank: ``infill`` and the strategies built on it, ``lexicon``) or ``"rewrite"`` (the segment).
+
+    Raises:
+        GeneratorTrainingError: the strategy asks for neither (``entity_swap``).
+
+    Examples:
+        >>> from cda.config import config_from_dict
+        >>> task = {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]}
+        >>> [answer_format(config_from_dict({"data": {"path": "x.tsv"}, "task": task, "edit": {"strategy": s}}))
+        ...  for s in ("infill", {"name": "rewrite", "anchor": False})]
+        ['infill', 'rewrite']
+    """
+    from cda.edit.strategies import InfillStrategy, RewriteStrategy, make_strategy
+
+    strategy = make_strategy(config)
+    if isinstance(strategy, RewriteStrategy):
+        return "rewrite"
+    if isinstance(strategy, InfillStrategy):
+        return "infill"
+    raise GeneratorTrainingError(
+        f"edit.strategy {strategy.name!r} cannot use a trained generator (generator section); allowed: infill "
+        "(or a strategy built on it, such as lexicon) or rewrite"
+    )
 
 
 # ---------------------------------------------------------------------- examples
@@ -150,7 +176,7 @@ def collect_examples(config: Config, explained: Callable[[], list[Record]] | Non
     check_generator_template(config)
     train = config.generator.train
     examples: list[TrainingExample] = []
-    from_pair = rewrite_examples if config.edit.strategy.name == "rewrite" else pair_examples
+    from_pair = rewrite_examples if answer_format(config) == "rewrite" else pair_examples
     for original, revised, target, segment in human_pairs(config):
         examples += from_pair(original, revised, target, segment, config)
     if train.self_supervised:
@@ -297,11 +323,11 @@ def train_generator(examples: list[TrainingExample], config: Config, output: Pat
         for row in losses:
             f.write(json.dumps(row) + "\n")
     tail = losses[-max(1, len(losses) // 10) :]
-    rewrite = config.edit.strategy.name == "rewrite"
+    rewrite = answer_format(config) == "rewrite"
     meta = {
         "base_model": resolve_model_name(config.generate.model),
         "template": template_name(config),
-        "edit_strategy": config.edit.strategy.name,
+        "answers": answer_format(config),
         "context_words": None if rewrite else config.generator.context_words,
         "max_blanks": None if rewrite else config.generator.max_blanks,
         "examples": {
