@@ -154,7 +154,8 @@ class TrainConfig(_Strict):
     # seconds at 1 thread, 0.79 accuracy on the 245 Kaushik dev originals (lr 1e-3: 0.76).
     # Small batches (more updates) and a high LoRA rate matter more than epochs at this size.
     # Not for NLI at thousands of rows: 3,126 steps on the 8,330 Kaushik NLI train rows stayed at
-    # chance; lr 5e-4 with lora.r 16 on [query, key, value, dense] reached 0.715 (README, SNLI).
+    # chance; lr 5e-4 with lora.r 16 on [query, key, value, dense] reached 0.69-0.715 on the dev
+    # originals in two trainings (README, SNLI).
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=2e-3, gt=0)

@@ -58,6 +58,9 @@ class EditStrategy:
     template: ClassVar[str] = ""
     #: A plan without rationale spans cannot be carried out (it becomes an error candidate).
     needs_spans: ClassVar[bool] = True
+    #: What a generator trained by ``cda train-generator`` answers for this strategy: ``"infill"`` (one
+    #: replacement per blank) or ``"rewrite"`` (the whole segment); ``None``: it cannot use one.
+    trained_answers: ClassVar[str | None] = None
 
     def __init__(self, settings: ComponentSettings, config: "Config") -> None:
         self.settings = settings
@@ -123,6 +126,7 @@ class InfillStrategy(EditStrategy):
     *original* segment at the spans' offsets (text outside the spans is untouched by construction)."""
 
     template = "infill.v1"
+    trained_answers = "infill"
 
     class Settings(ComponentSettings):
         # At most this many words per blank on a structured-output backend (None: up to 40 characters).
@@ -173,6 +177,7 @@ class RewriteStrategy(EditStrategy):
 
     template = "rewrite.v1"
     needs_spans = False
+    trained_answers = "rewrite"
 
     class Settings(ComponentSettings):
         # Hold the edit to Explain's spans (false: the generator chooses what to change).

@@ -48,8 +48,11 @@ class GeneratorTrainingError(CdaError, ValueError):
 def check_generator_template(config: Config) -> None:
     """The prompt template, windows and blanks fit the generator section, checked before any model loads.
 
-    * An adapter at ``generator.path`` only knows the template it was trained with (its
-      ``cda_generator.json``), so ``generate.template`` must name that one.
+    * An adapter at ``generator.path`` only knows the answers and template it was trained with (its
+      ``cda_generator.json``), so ``edit.strategy`` must ask for those answers (:func:`answer_format`)
+      and ``generate.template`` must name that template.
+    * A rewrite generator chooses what to change and learns from human pairs: its strategy must not
+      hold the edit to Explain's spans (``anchor: false``), and it has no self-supervised examples.
     * The adapter's prompts showed ``generator.context_words`` words around each blank and at most
       ``generator.max_blanks`` blanks: generation must show the same windows and no more blanks.
     * Self-supervised examples answer with the blanked words, so their template must not show
@@ -73,6 +76,12 @@ def check_generator_template(config: Config) -> None:
             f"{config.edit.strategy.name!r} asks for {_FORMATS[answers]}; set edit.strategy: "
             + ("{name: rewrite, anchor: false}" if learnt == "rewrite" else "infill (or a strategy built on it)")
         )
+    trained_with = meta.get("template")
+    if trained_with is not None and trained_with != name:
+        raise GeneratorTrainingError(
+            f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
+            f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
+        )
     if answers == "rewrite":
         if getattr(config.edit.strategy, "anchor", True):
             raise GeneratorTrainingError(
@@ -85,13 +94,6 @@ def check_generator_template(config: Config) -> None:
                 "generator.train.self_supervised needs blanks to mask (edit.strategy: infill); a rewrite generator "
                 "learns from human pairs only (generator.train.pairs)"
             )
-    trained_with = meta.get("template")
-    if trained_with is not None and trained_with != name:
-        raise GeneratorTrainingError(
-            f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
-            f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
-        )
-    if answers == "rewrite":
         return  # no windows, no blanks
     words = meta.get("context_words")
     if words is not None and words != generator.context_words:
@@ -117,8 +119,9 @@ _FORMATS = {"infill": "one replacement per blank", "rewrite": "the whole edited 
 
 
 def answer_format(config: Config) -> str:
-    """What a trained generator answers for ``edit.strategy``: ``"infill"`` (one replacement per
-    blank: ``infill`` and the strategies built on it, ``lexicon``) or ``"rewrite"`` (the segment).
+    """What a trained generator answers for ``edit.strategy`` (the strategy's ``trained_answers``):
+    ``"infill"`` (one replacement per blank: ``infill`` and the strategies built on it, ``lexicon``)
+    or ``"rewrite"`` (the segment).
 
     Raises:
         GeneratorTrainingError: the strategy asks for neither (``entity_swap``).
@@ -130,13 +133,11 @@ def answer_format(config: Config) -> str:
         ...  for s in ("infill", {"name": "rewrite", "anchor": False})]
         ['infill', 'rewrite']
     """
-    from cda.edit.strategies import InfillStrategy, RewriteStrategy, make_strategy
+    from cda.edit.strategies import make_strategy
 
     strategy = make_strategy(config)
-    if isinstance(strategy, RewriteStrategy):
-        return "rewrite"
-    if isinstance(strategy, InfillStrategy):
-        return "infill"
+    if strategy.trained_answers is not None:
+        return strategy.trained_answers
     raise GeneratorTrainingError(
         f"edit.strategy {strategy.name!r} cannot use a trained generator (generator section); allowed: infill "
         "(or a strategy built on it, such as lexicon) or rewrite"
@@ -323,13 +324,13 @@ def train_generator(examples: list[TrainingExample], config: Config, output: Pat
         for row in losses:
             f.write(json.dumps(row) + "\n")
     tail = losses[-max(1, len(losses) // 10) :]
-    rewrite = answer_format(config) == "rewrite"
+    answers = answer_format(config)
     meta = {
         "base_model": resolve_model_name(config.generate.model),
         "template": template_name(config),
-        "answers": answer_format(config),
-        "context_words": None if rewrite else config.generator.context_words,
-        "max_blanks": None if rewrite else config.generator.max_blanks,
+        "answers": answers,
+        "context_words": None if answers == "rewrite" else config.generator.context_words,
+        "max_blanks": None if answers == "rewrite" else config.generator.max_blanks,
         "examples": {
             "used": len(kept),
             "too_long": len(examples) - len(kept),
