@@ -3,7 +3,8 @@
 One ``logic`` check per candidate, failing with every problem found (joined by ``"; "``):
 
 * the unedited segments are exactly the original ones (and no segment is missing or added);
-* the edited segment is not empty, and not the original again (ignoring whitespace); a list
+* the edited segment is not empty, and changes a word of the original (whitespace, punctuation
+  and case alone do not flip a label: "A man builds a castle" -> "... castle." fails); a list
   segment (sentences) keeps its number of sentences;
 * the text outside the plan's spans is kept, in order: the original's tokens outside the
   spans must appear unchanged in the candidate, and new text may only sit where a span
@@ -37,7 +38,7 @@ from pydantic import Field
 
 from cda.edit.entities import apply_substitutions
 from cda.filter.checks import CheckContext, CheckItem, FilterCheck
-from cda.filter.tokens import Token, normalize_space, tokens_with_offsets
+from cda.filter.tokens import Token, normalize_space, tokenize, tokens_with_offsets
 from cda.records import SENTENCE_SEPARATOR, Candidate, Check, EditPlan, Record, Span
 from cda.registry import ComponentSettings, checks
 
@@ -45,6 +46,16 @@ NAME = "logic"
 # Prompt lines shorter than this are too generic ("Text:", "Answer") to call an echo a leak.
 MIN_PROMPT_LINE_CHARS = 20
 _ANY_BLANK = re.compile(r"\[\s*blank\s*\d*\s*\]", re.IGNORECASE)
+
+
+def _words(text: str) -> list[str]:
+    """The lower-cased tokens of ``text`` that hold a letter or digit (punctuation dropped).
+
+    Examples:
+        >>> _words("A man building a sand castle.") == _words("a man building a sand castle")
+        True
+    """
+    return [t.lower() for t in tokenize(text) if any(ch.isalnum() for ch in t)]
 
 
 def _snippet(words: Sequence[str], limit: int = 60) -> str:
@@ -238,6 +249,8 @@ class LogicCheck(FilterCheck):
             return problems
         if all(normalize_space(candidate.segments[n]) == normalize_space(record.segments[n]) for n in present):
             problems.append("identical to the original (ignoring whitespace)")
+        elif all(_words(candidate.segments[n]) == _words(record.segments[n]) for n in present):
+            problems.append("changes no word of the original (only punctuation or case)")
         for name in present:
             original, edited = record.segments[name], candidate.segments[name]
             if name in record.list_segments:

@@ -133,6 +133,8 @@ def test_logic_fails_empty_and_identical():
     assert not empty.passed and empty.reason == "the edited segment 'text' is empty"
     same = _logic(_record(ORIGINAL.replace(" ", "  ")))
     assert not same.passed and same.reason == "identical to the original (ignoring whitespace)"
+    punctuation = _logic(_record("The plot was Dull! and the acting was BAD."))  # inside the spans only
+    assert not punctuation.passed and punctuation.reason == "changes no word of the original (only punctuation or case)"
 
 
 def test_logic_fails_a_change_outside_the_spans():
