@@ -107,17 +107,33 @@ def _sentencizer():
     return nlp
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` character offsets of the sentences of a text, in order, none empty
+    (spaCy's rule-based sentencizer; runs of spaces count as breaks).
+
+    Examples:
+        >>> text = "A dull film.  It drags. Avoid."
+        >>> [text[s:e] for s, e in sentence_spans(text)]
+        ['A dull film.', 'It drags.', 'Avoid.']
+    """
+    out = []
+    for block in re.finditer(r"\S+(?:\s\S+)*", text):
+        for sent in _sentencizer()(block.group()).sents:
+            stripped = sent.text.strip()
+            if stripped:
+                start = block.start() + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
+                out.append((start, start + len(stripped)))
+    return out
+
+
 def sentences_of(text: str) -> list[str]:
-    """The sentences of a text (spaCy's rule-based sentencizer; runs of spaces count as breaks).
+    """The sentences of a text (:func:`sentence_spans`).
 
     Examples:
         >>> sentences_of("NO is reduced.    All 8 monkeys developed vasospasm. P < .001.")
         ['NO is reduced.', 'All 8 monkeys developed vasospasm.', 'P < .001.']
     """
-    out = []
-    for block in re.split(r"\s{2,}", text.strip()):
-        out += [s.text.strip() for s in _sentencizer()(block).sents if s.text.strip()]
-    return out
+    return [text[start:end] for start, end in sentence_spans(text)]
 
 
 def read_scifact(path: str | Path) -> datasets.Dataset:

@@ -125,7 +125,7 @@ def template_name(config: Config) -> str:
 def trained_template(config: Config) -> str:
     """The default template of a ``generator`` section: the one its adapter at ``generator.path``
     was trained with (its ``cda_generator.json``), else ``trained_rewrite.v1`` with ``edit.strategy:
-    rewrite``, else ``trained_infill.v2`` for an adapter trained from human pairs only, else
+    rewrite`` (a segment or a sentence at a time), else ``trained_infill.v2`` for an adapter trained from human pairs only, else
     ``trained_infill.v1``.
 
     Examples:
@@ -136,13 +136,13 @@ def trained_template(config: Config) -> str:
         ...  for train in ({"pairs": pairs}, {"pairs": pairs, "self_supervised": True})]
         ['trained_infill.v2', 'trained_infill.v1']
     """
-    from cda.generate.trained.train import adapter_meta, answer_format
+    from cda.generate.trained.train import REWRITES, adapter_meta, answer_format
 
     generator = config.generator
     assert generator is not None
     if generator.path is not None:
         return adapter_meta(Path(generator.path).expanduser()).get("template") or TRAINED_TEMPLATE
-    if answer_format(config) == "rewrite":
+    if answer_format(config) in REWRITES:
         return TRAINED_REWRITE_TEMPLATE
     train = generator.train
     return TRAINED_EDIT_TEMPLATE if train is not None and not train.self_supervised else TRAINED_TEMPLATE
@@ -244,12 +244,17 @@ def render_with(template: PromptTemplate, variables: dict[str, Any]) -> str:
 
 
 def render_prompt(config: Config, record: Record, plan: EditPlan) -> str:
-    """The user-message text asking the generator to carry out ``plan`` on ``record``.
+    """The user-message text asking the generator to carry out ``plan`` on ``record`` (the texts of
+    a plan asked in parts, :meth:`~cda.edit.strategies.EditStrategy.parts`, separated by a blank line,
+    as a candidate's ``prompt`` keeps them).
 
     Raises:
         TemplateError: the template is missing, has a syntax error or uses an unknown variable.
     """
-    return render_with(load_template(config), prompt_variables(config, record, plan))
+    from cda.edit.strategies import make_strategy
+
+    template = load_template(config)
+    return "\n\n".join(render_with(template, prompt_variables(config, *part)) for part in make_strategy(config).parts(record, plan))
 
 
 def check_template(config: Config, records: list[Record]) -> None:

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from cda.cache import Cache
 from cda.config import Config
-from cda.edit.strategies import NO_SPANS_ERROR, InfillStrategy, make_strategy
+from cda.edit.strategies import NO_SPANS_ERROR, make_strategy
 from cda.generate.demonstrations import retrieve_for, text_id
 from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.protocols import Generation, Generator, SamplingSettings
@@ -103,63 +103,6 @@ def substitution_candidates(
     return [Candidate(segments=segments, raw=raw, generator=RETRIEVED, sample_index=sample_index)]
 
 
-def plan_parts(config: Config, record: Record, plan: EditPlan) -> list[EditPlan]:
-    """The parts a trained generator is asked an infill plan in: ``plan`` itself, or, when it has more
-    blanks than ``generator.max_blanks`` (the most a training example had), its spans in text order,
-    ``max_blanks`` at a time, each part with the other spans left as they were (as a training
-    example leaves a pair's other changed regions). The parts' answers are joined into one
-    answer for ``plan`` (:func:`join_part_answers`).
-
-    Examples:
-        >>> from cda.config import config_from_dict
-        >>> from cda.edit.plans import mask_segment
-        >>> from cda.records import Span
-        >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
-        ...     "label_column": "y", "labels": ["Negative", "Positive"]},
-        ...     "generator": {"path": "adapter", "max_blanks": 2}})
-        >>> r = Record(index=0, segments={"text": "Dull, slow and long."}, label="Negative")
-        >>> spans = [Span(segment="text", start=0, end=4), Span(segment="text", start=6, end=10),
-        ...          Span(segment="text", start=15, end=19)]
-        >>> plan = EditPlan(target_label="Positive", segment="text", spans=spans, masked=mask_segment("Dull, slow and long.", spans))
-        >>> [part.masked for part in plan_parts(cfg, r, plan)]
-        ['[BLANK1], [BLANK2] and long.', 'Dull, slow and [BLANK1].']
-    """
-    from cda.edit.plans import mask_segment
-
-    k = config.generator.max_blanks if config.generator is not None else None
-    if k is None or len(plan.spans) <= k:
-        return [plan]
-    text = record.segments[plan.segment]
-    return [
-        plan.model_copy(update={"spans": group, "masked": mask_segment(text, group, config.edit.blank)})
-        for group in (plan.spans[i : i + k] for i in range(0, len(plan.spans), k))
-    ]
-
-
-def join_part_answers(raws: list[str], parts: list[EditPlan], blank: str) -> tuple[str, str | None]:
-    """One answer for the whole plan from its parts' answers (:func:`plan_parts`): the blanks
-    renumbered in text order, or ``(the raw answers, why a part could not be read)``.
-
-    Examples:
-        >>> from cda.records import Span
-        >>> parts = [EditPlan(target_label="P", segment="t", spans=[Span(segment="t", start=0, end=1)] * 2),
-        ...          EditPlan(target_label="P", segment="t", spans=[Span(segment="t", start=2, end=3)])]
-        >>> join_part_answers(["[BLANK1]: fun\\n[BLANK2]: fast", "[BLANK1]: short"], parts, "[BLANK{i}]")
-        ('[BLANK1]: fun\\n[BLANK2]: fast\\n[BLANK3]: short', None)
-        >>> join_part_answers(["[BLANK1]: fun\\n[BLANK2]: fast", ""], parts, "[BLANK{i}]")[1]
-        'part 2 of 2: empty output'
-    """
-    from cda.generate.parsing import parse_infill
-
-    values: list[str] = []
-    for p, (raw, part) in enumerate(zip(raws, parts), start=1):
-        found, error = parse_infill(raw, len(part.spans), blank, masked=part.masked)
-        if found is None:
-            return "\n\n".join(raws), f"part {p} of {len(parts)}: {error}"
-        values += found
-    return "\n".join(f"{blank.format(i=k)}: {v}" for k, v in enumerate(values, start=1)), None
-
-
 class GenerateStage:
     """Asks the generator for ``generate.n`` counterfactuals per edit plan.
 
@@ -174,9 +117,10 @@ class GenerateStage:
     :meth:`~cda.edit.strategies.EditStrategy.answer_regex` (``generate.structured_answers``),
     and the strategy parses them.
 
-    A trained generator (``generator`` section) is asked at most ``generator.max_blanks`` blanks
-    per prompt, as it was trained: a plan with more is asked in parts (:func:`plan_parts`) whose
-    ``k``-th samples make its ``k``-th candidate.
+    A plan may be asked in several prompts (the strategy's
+    :meth:`~cda.edit.strategies.EditStrategy.parts`: a trained generator's blanks
+    ``generator.max_blanks`` at a time, a review a sentence at a time), whose ``k``-th samples,
+    joined by the strategy, make its ``k``-th candidate.
 
     Input columns: ``segments``, ``label``, ``plans`` (from Edit).
     Output columns: ``plan.candidates`` (appended: ``segments``, ``raw``, ``prompt``,
@@ -250,7 +194,7 @@ class GenerateStage:
 
         # 1. A prompt per plan (per part of a plan, for a trained generator); plans without spans fail
         # here without an LLM call when the strategy needs spans.
-        work: list[tuple[Record, EditPlan, list[EditPlan], list[str]]] = []
+        work: list[tuple[Record, EditPlan, list[tuple[Record, EditPlan]], list[str]]] = []
         for record in records:
             for plan in record.plans:
                 plan.candidates, plan.selected = [], None  # a rerun replaces, never appends
@@ -269,9 +213,9 @@ class GenerateStage:
                     continue
                 if self.demonstrations is not None and not plan.demonstrations:
                     plan.demonstrations = retrieve_for(self.demonstrations, record, plan, self._k())
-                parts = plan_parts(config, record, plan) if isinstance(strategy, InfillStrategy) else [plan]
-                prompts = [render_with(template, prompt_variables(config, record, part)) for part in parts]
-                for part, prompt in zip(parts, prompts):
+                parts = strategy.parts(record, plan)
+                prompts = [render_with(template, prompt_variables(config, *part)) for part in parts]
+                for (_, part), prompt in zip(parts, prompts):
                     regex = strategy.answer_regex(part) if structured else None
                     samplings[prompt] = replace(sampling, regex=regex, seed=round_seed(config.seed, plan.round))
                 work.append((record, plan, parts, prompts))
@@ -317,9 +261,7 @@ class GenerateStage:
                 plan.candidates.extend(Candidate(**base, sample_index=k, error=failed) for k in range(sampling.n))
                 continue
             for k, raws in enumerate(zip(*(g.texts for g in generations))):
-                raw, error = raws[0], None
-                if len(parts) > 1:
-                    raw, error = join_part_answers(list(raws), parts, config.edit.blank)
+                raw, error = strategy.join(list(raws), record, plan, parts)
                 segments = None
                 if error is None:
                     segments, error = strategy.parse(raw, record, plan)

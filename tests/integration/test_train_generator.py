@@ -87,3 +87,33 @@ def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_pa
     parsed = [parse_rewrite(t, "hypothesis") for t in out.texts]
     print("\ntrained rewrite (2 steps) answers:", parsed)
     assert any(text for text, _ in parsed)
+
+
+def test_a_sentence_rewrite_generator_learns_from_the_sentences_of_review_pairs(tmp_path):
+    """``edit.strategy: {name: rewrite, unit: sentence}``: the examples are the aligned sentences of
+    the review pairs (rewritten and left alone), and the adapter answers a one-sentence prompt."""
+    from cda.config import config_from_dict
+    from cda.generate.model_files import prepare_generator_model
+    from cda.generate.parsing import parse_rewrite
+    from tests.integration.conftest import ROOT
+
+    (tmp_path / "models").symlink_to(prepare_generator_model(MODEL_CACHE).parent)
+    config = config_from_dict({
+        "seed": 0, "cache_dir": str(tmp_path), "data": {"path": str(ROOT / "demo/imdb_sample.tsv")},
+        "task": {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"],
+                 "replace": {"<br />": " "}},
+        "edit": {"strategy": {"name": "rewrite", "unit": "sentence", "anchor": False}},
+        "generator": {"train": {"pairs": {"path": str(ROOT / "demo/imdb_pairs.tsv"), "key": "batch_id", "limit": 2},
+                                "unlikelihood": 0, "max_steps": 2, "batch_size": 2}},
+    })  # fmt: skip
+    adapter = load_or_train_generator(config, Cache(tmp_path))
+    meta = adapter_meta(adapter)
+    assert meta["template"] == "trained_rewrite.v1" and meta["answers"] == "sentences"
+    assert meta["examples"]["likely"] > 4  # several sentences from each of 2 pairs, both directions
+    gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
+    prompt = "Text (Positive -> Negative): The acting was superb and the music lovely."
+    out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=32, seed=0))[0]
+    assert out.error is None and len(out.texts) == 2
+    parsed = [parse_rewrite(t, "text") for t in out.texts]
+    print("\ntrained sentence rewrite (2 steps) answers:", parsed)
+    assert any(text for text, _ in parsed)

@@ -9,7 +9,7 @@ import torch
 
 from cda.config import ConfigError, config_from_dict
 from cda.edit.plans import masked_window
-from cda.generate.trained.alignment import changed_regions
+from cda.generate.trained.alignment import changed_regions, sentence_pairs
 from cda.generate.trained.examples import TrainingExample, pair_examples, rewrite_examples, self_supervised_examples
 from cda.generate.trained.loss import generator_loss, token_unlikelihood
 from cda.generate.trained.train import GeneratorTrainingError, check_generator_template, encode, human_pairs
@@ -61,6 +61,17 @@ def test_no_change_and_whitespace_only_change_give_no_region():
 
 
 # ---------------------------------------------------------------------- windows
+def test_sentence_pairs_pair_kept_and_rewritten_sentences_and_leave_out_merges_and_splits():
+    original = "Great cast. I saw it twice. The plot was clever. It ends well. Go."
+    revised = "Poor cast. I saw it twice. The plot was dumb, it ends badly. Go. Skip it."
+    assert sentence_pairs(original, revised) == [
+        ("Great cast.", "Poor cast."),
+        ("I saw it twice.", "I saw it twice."),
+        ("Go.", "Go."),  # two sentences merged into one are left out, and the added one
+    ]
+    assert sentence_pairs("", "New.") == [] and sentence_pairs("Same.", "Same.") == [("Same.", "Same.")]
+
+
 def test_window_keeps_context_words_around_each_blank_and_global_numbers():
     text = "w1 w2 w3 bad w5 w6 w7 w8 w9 w10 w11 w12 dull w14"
     bad, dull = text.index("bad"), text.index("dull")
@@ -200,6 +211,18 @@ def test_rewrite_examples_answer_with_the_whole_human_segment_after_both_labels(
     assert rewrite_examples(original, {"hypothesis": "A man  rests."}, "contradiction", "hypothesis", cfg) == []
 
 
+def test_sentence_rewrite_examples_show_one_sentence_and_keep_the_ones_people_left_alone():
+    cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": TASK, "generator": {"train": {"pairs": {"path": "p.tsv", "key": "id"}}},
+                            "edit": {"strategy": {"name": "rewrite", "unit": "sentence", "anchor": False, "max_sentence_words": 4}}})  # fmt: skip
+    original = Record(index=0, segments={"text": "A dull film. I saw it. It is one long slow mess."}, label="Negative")
+    examples = rewrite_examples(original, {"text": "A fun film. I saw it. It is one long fun romp."}, "Positive", "text", cfg)
+    assert [(e.prompt, e.answer, e.unlikely) for e in examples] == [
+        ("Text (Negative -> Positive): A dull film.", "A fun film.", False),
+        ("Text (Negative -> Positive): A dull film.", "A dull film.", True),  # the unlikely twin (unlikelihood 0.5)
+        ("Text (Negative -> Positive): I saw it.", "I saw it.", False),  # left alone: no twin
+    ]  # the third sentence has more than 4 words
+
+
 def test_a_rewrite_unlikely_twin_penalises_only_the_words_the_human_changed():
     cfg = rewrite_config(unlikelihood=0.5)
     original = Record(index=0, segments={"premise": "P.", "hypothesis": "A man rests on a bench."}, label="entailment")
@@ -219,6 +242,13 @@ def test_a_trained_rewrite_generator_needs_free_plans_pairs_and_its_own_strategy
     check_generator_template(rewrite_config(path=folder))
     with pytest.raises(GeneratorTrainingError, match="trained to answer with the whole edited segment, but edit.strategy 'infill' asks"):
         check_generator_template(rewrite_config(path=folder, strategy="infill"))
+    with pytest.raises(GeneratorTrainingError, match=r"asks for one rewritten sentence; set edit.strategy: \{name: rewrite, anchor: false\}"):
+        check_generator_template(rewrite_config(path=folder, strategy={"name": "rewrite", "unit": "sentence"}))
+    (tmp_path / "s").mkdir()
+    sentences = adapter_folder(tmp_path / "s", "trained_rewrite.v1", answers="sentences")
+    check_generator_template(rewrite_config(path=sentences, strategy={"name": "rewrite", "unit": "sentence", "anchor": True}))
+    with pytest.raises(GeneratorTrainingError, match=r"answer with one rewritten sentence, .* \{name: rewrite, unit: sentence, anchor: false\}"):
+        check_generator_template(rewrite_config(path=sentences))
     with pytest.raises(GeneratorTrainingError, match="edit.strategy 'entity_swap' cannot use a trained generator"):
         check_generator_template(rewrite_config(strategy={"name": "entity_swap", "claim_segment": "hypothesis",
             "evidence_segment": "premise", "supports_label": "entailment", "refutes_label": "contradiction"}))  # fmt: skip

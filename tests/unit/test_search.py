@@ -291,3 +291,67 @@ def test_a_plan_never_gets_the_human_edit_of_its_own_text():
     assert [d.new for d in retrieve_for(pool, record, plan, k=4)] == ["tight"]
     assert [c.segments["text"] for c in substitution_candidates(pool, record, plan, "[BLANK{i}]", 2)] == ["It was tight ."]
     assert pool.replacement("Negative", "Positive", "dull", exclude=text_id("A dull plot .")).new == "gripping"
+
+
+class SentenceGenerator(FakeGenerator):
+    """Rewrites the sentence of a trained_rewrite prompt word by word (``flips``); an empty answer for a
+    sentence with ``fail`` in it. Records the sentence of every prompt."""
+
+    def __init__(self, flips: dict[str, str], fail: str = "\0") -> None:
+        super().__init__()
+        self.flips, self.fail = flips, fail
+        self.sentences: list[str] = []
+
+    def generate(self, prompts: list[str], sampling: SamplingSettings) -> list[Generation]:
+        out = []
+        for prompt in prompts:
+            sentence = prompt.split("): ", 1)[1]
+            self.sentences.append(sentence)
+            rewrite = "" if self.fail in sentence else " ".join(self.flips.get(w, w) for w in sentence.split())
+            out.append(Generation([rewrite] * sampling.n))
+        return out
+
+
+def _sentence_config(tmp_path, anchor: bool, **strategy):
+    return _config(tmp_path, edit={"strategy": {"name": "rewrite", "unit": "sentence", "anchor": anchor, **strategy}},
+                   generate={"n": 1, "template": "trained_rewrite.v1"})  # fmt: skip
+
+
+def test_a_sentence_rewrite_asks_each_sentence_alone_and_puts_the_answers_back(tmp_path):
+    rows = {"Text": ["It was dull .  I saw it in May . The plot was poor ."], "Sentiment": ["Negative"]}
+    generator = SentenceGenerator({"dull": "great", "poor": "fine"})
+    result = build(_sentence_config(tmp_path, anchor=False), datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator))  # fmt: skip
+    assert generator.sentences == ["It was dull .", "I saw it in May .", "The plot was poor ."]
+    plan = result.records[0].plans[0]
+    assert [s.text for s in plan.spans] == generator.sentences
+    chosen = plan.candidates[plan.selected]
+    # The spacing between sentences is the original's (two spaces after the first).
+    assert chosen.segments == {"text": "It was great .  I saw it in May . The plot was fine ."} == {"text": chosen.raw}
+    assert "Text (Negative -> Positive): I saw it in May ." in chosen.prompt.split("\n\n")
+
+
+def test_an_anchored_sentence_rewrite_asks_only_the_sentences_that_hold_spans(tmp_path):
+    # explain.max_spans 1: the strongest word, "dull"; the other sentences are left as they are.
+    rows = {"Text": ["I saw it in May . It was dull . The plot was long ."], "Sentiment": ["Negative"]}
+    generator = SentenceGenerator({"dull": "great"})
+    result = build(_sentence_config(tmp_path, anchor=True), datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator))  # fmt: skip
+    assert generator.sentences == ["It was dull ."]
+    plan = result.records[0].plans[0]
+    assert plan.candidates[plan.selected].segments == {"text": "I saw it in May . It was great . The plot was long ."}
+
+
+def test_a_sentence_rewrite_fails_a_candidate_whose_sentence_cannot_be_read_and_skips_long_sentences(tmp_path):
+    rows = {"Text": ["It was dull . The cast was poor . One two three four five six seven ."], "Sentiment": ["Negative"]}
+    generator = SentenceGenerator({"dull": "great"}, fail="cast")
+    result = build(_sentence_config(tmp_path, anchor=False, max_sentence_words=6), datasets.Dataset.from_dict(rows),
+                   components=Components(FakeClassifier(), generator))  # fmt: skip
+    assert generator.sentences == ["It was dull .", "The cast was poor ."]  # the 8-word sentence is not asked
+    candidate = result.records[0].plans[0].candidates[0]
+    assert candidate.segments is None and candidate.error == "sentence 2 of 2: empty output"
+
+    nothing = {"Text": ["One two three four five six seven eight ."], "Sentiment": ["Negative"]}
+    result = build(_sentence_config(tmp_path / "b", anchor=False, max_sentence_words=6), datasets.Dataset.from_dict(nothing),
+                   components=Components(FakeClassifier(), SentenceGenerator({})))  # fmt: skip
+    assert [c.error for c in result.records[0].plans[0].candidates] == ["no sentence of at most 6 words to rewrite"]

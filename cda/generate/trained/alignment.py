@@ -21,6 +21,7 @@ Examples:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from rapidfuzz.distance import Levenshtein
 
@@ -82,3 +83,28 @@ def changed_regions(original: str, revised: str) -> list[Region]:
         for a0, a1, b0, b1 in widened
         if a1 > a0 and b1 > b0
     ]
+
+
+def sentence_pairs(original: str, revised: str) -> list[tuple[str, str]]:
+    """The sentences of ``original`` paired with the human's version of each, in text order.
+
+    The two texts' sentences are aligned as :class:`difflib.SequenceMatcher` aligns whole
+    sentences (longest matching runs first): an unchanged sentence pairs with itself, and a run of
+    ``k`` replaced sentences with the ``k`` that replace it, one by one. Runs the human merged,
+    split, added or deleted (a different count on each side) are left out: no one sentence
+    was rewritten into one.
+
+    Examples:
+        >>> sentence_pairs("A dull film. I saw it twice. Avoid it.", "A fun film. I saw it twice. See it.")
+        [('A dull film.', 'A fun film.'), ('I saw it twice.', 'I saw it twice.'), ('Avoid it.', 'See it.')]
+        >>> sentence_pairs("Dull. Slow.", "Fun and fast.")
+        []
+    """
+    from cda.fact_data import sentences_of
+
+    a, b = sentences_of(original), sentences_of(revised)
+    out: list[tuple[str, str]] = []
+    for tag, a0, a1, b0, b1 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag in ("equal", "replace") and a1 - a0 == b1 - b0:
+            out += zip(a[a0:a1], b[b0:b1])
+    return out

@@ -11,8 +11,8 @@ numbered blanks, after the label to reach) and the answer lines the stage parses
 * **self-supervised** (:func:`self_supervised_examples`, AutoCAD / MiCE): the rationale spans
   Explain found are the blanks, the label is the example's own, the answer the original words;
 * **human rewrites** (:func:`rewrite_examples`, ``edit.strategy: rewrite``, ``trained_rewrite.v1``):
-  the prompt shows the whole segment and both labels, the answer is the human's whole segment,
-  so the generator learns where to edit as well as what to write.
+  the prompt shows the whole segment (or one sentence of it) and both labels, the answer is the
+  human's version, so the generator learns where to edit as well as what to write.
 
 Each likely example has an *unlikely* twin (AutoCAD's unlikelihood term): the original words
 for the blanks when the prompt asks for another label, which training makes improbable so
@@ -40,7 +40,7 @@ from cda.config import Config
 from cda.edit.plans import mask_segment, merge_spans
 from cda.generate.parsing import MAX_ANSWER_CHARS
 from cda.generate.prompts import load_template, prompt_variables, render_with
-from cda.generate.trained.alignment import changed_regions
+from cda.generate.trained.alignment import changed_regions, sentence_pairs
 from cda.records import EditPlan, Record, Span
 from cda.tasks import target_labels
 
@@ -179,6 +179,11 @@ def rewrite_examples(original: Record, revised: dict[str, str], target: str, seg
     """Examples from one human counterfactual for a generator that rewrites (``edit.strategy: rewrite``):
     the prompt shows the whole segment, the answer is the human's whole edited segment.
 
+    With ``unit: sentence``, one example per sentence (:func:`~cda.generate.trained.alignment.sentence_pairs`),
+    shown as if it were the whole segment: the answer is the human's version of it, the sentence
+    itself where the human left it alone (so the generator learns which sentences to leave), and
+    sentences longer than ``max_sentence_words`` are left out.
+
     With unlikelihood on, the twin answers with the original segment and penalises only the words
     the human changed (the rest is right for the target label too).
 
@@ -187,23 +192,46 @@ def rewrite_examples(original: Record, revised: dict[str, str], target: str, seg
         >>> cfg = config_from_dict({"data": {"path": "x.tsv"}, "task": {"segments": {"text": "Text"},
         ...     "label_column": "y", "labels": ["Negative", "Positive"]}, "edit": {"strategy": "rewrite"},
         ...     "generator": {"train": {"pairs": {"path": "p.tsv", "key": "id"}, "unlikelihood": 0.5}}})
-        >>> r = Record(index=0, segments={"text": "A dull and slow film."}, label="Negative")
-        >>> likely, unlikely = rewrite_examples(r, {"text": "A fun and fast film."}, "Positive", "text", cfg)
+        >>> r = Record(index=0, segments={"text": "A dull and slow film. I saw it."}, label="Negative")
+        >>> likely, unlikely = rewrite_examples(r, {"text": "A fun and fast film. I saw it."}, "Positive", "text", cfg)
         >>> print(likely.prompt)
-        Text (Negative -> Positive): A dull and slow film.
+        Text (Negative -> Positive): A dull and slow film. I saw it.
         >>> likely.pieces(), unlikely.pieces()[:3]
-        ([('A fun and fast film.', True)], [('A', False), (' dull', True), (' and', False)])
+        ([('A fun and fast film. I saw it.', True)], [('A', False), (' dull', True), (' and', False)])
+        >>> cfg.edit.strategy.unit = "sentence"
+        >>> [(e.prompt, e.answer, e.unlikely) for e in rewrite_examples(r, {"text": "A fun and fast film. I saw it."}, "Positive", "text", cfg)]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [('Text (Negative -> Positive): A dull and slow film.', 'A fun and fast film.', False),
+         ('Text (Negative -> Positive): A dull and slow film.', 'A dull and slow film.', True),
+         ('Text (Negative -> Positive): I saw it.', 'I saw it.', False)]
     """
+    settings = config.edit.strategy
+    if getattr(settings, "unit", "segment") != "sentence":
+        return _rewrite_examples(original, revised[segment].strip(), target, segment, config)
+    limit = settings.max_sentence_words  # type: ignore[attr-defined]
+    out: list[TrainingExample] = []
+    for old, new in sentence_pairs(original.segments[segment], revised[segment]):
+        if len(old.split()) <= limit and len(new.split()) <= limit:
+            sentence = original.model_copy(update={"segments": {**original.segments, segment: old}})
+            out += _rewrite_examples(sentence, new, target, segment, config, unchanged=True)
+    return out
+
+
+def _rewrite_examples(
+    original: Record, new: str, target: str, segment: str, config: Config, unchanged: bool = False
+) -> list[TrainingExample]:
+    """The rewrite example of ``original``'s segment into ``new`` and its unlikely twin; an unchanged
+    segment gives one example answering with itself when ``unchanged``, else none."""
     template = load_template(config)
-    text, new = original.segments[segment], revised[segment].strip()
+    text = original.segments[segment]
     regions = changed_regions(text, new)
-    if not regions or not new:
+    if not new or not (regions or unchanged):
         return []
     plan = EditPlan(target_label=target, segment=segment, spans=[], masked=text)
     prompt = render_with(template, prompt_variables(config, original, plan))
     out = [TrainingExample(prompt, new, (new,), unlikely=False, answer_pieces=((new, True),))]
     train = config.generator.train if config.generator is not None else None
-    if train is None or train.unlikelihood <= 0:
+    if train is None or train.unlikelihood <= 0 or not regions:
         return out
     pieces: list[tuple[str, bool]] = []
     pos = 0

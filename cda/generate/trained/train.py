@@ -52,7 +52,8 @@ def check_generator_template(config: Config) -> None:
       ``cda_generator.json``), so ``edit.strategy`` must ask for those answers (:func:`answer_format`)
       and ``generate.template`` must name that template.
     * A rewrite generator chooses what to change and learns from human pairs: its strategy must not
-      hold the edit to Explain's spans (``anchor: false``), and it has no self-supervised examples.
+      hold the edit to Explain's spans (``anchor: false``; a sentence rewriter may be asked only the
+      sentences that hold spans), and it has no self-supervised examples.
     * The adapter's prompts showed ``generator.context_words`` words around each blank and at most
       ``generator.max_blanks`` blanks: generation must show the same windows and no more blanks.
     * Self-supervised examples answer with the blanked words, so their template must not show
@@ -74,7 +75,7 @@ def check_generator_template(config: Config) -> None:
         raise GeneratorTrainingError(
             f"generator.path {generator.path!r} was trained to answer with {_FORMATS[learnt]}, but edit.strategy "
             f"{config.edit.strategy.name!r} asks for {_FORMATS[answers]}; set edit.strategy: "
-            + ("{name: rewrite, anchor: false}" if learnt == "rewrite" else "infill (or a strategy built on it)")
+            + _STRATEGY_FOR[learnt]
         )
     trained_with = meta.get("template")
     if trained_with is not None and trained_with != name:
@@ -82,8 +83,8 @@ def check_generator_template(config: Config) -> None:
             f"generator.path {generator.path!r} was trained with the prompt template {trained_with!r}, but "
             f"generate.template is {name!r}; set generate.template: {trained_with} (an adapter knows only its own format)"
         )
-    if answers == "rewrite":
-        if getattr(config.edit.strategy, "anchor", True):
+    if answers in REWRITES:
+        if answers == "rewrite" and getattr(config.edit.strategy, "anchor", True):
             raise GeneratorTrainingError(
                 "A trained rewrite generator chooses what to change (its prompt shows no spans), so the edit cannot be "
                 "held to Explain's spans; set edit.strategy: {name: rewrite, anchor: false} (filter.checks.minimality "
@@ -115,13 +116,20 @@ def check_generator_template(config: Config) -> None:
         )
 
 
-_FORMATS = {"infill": "one replacement per blank", "rewrite": "the whole edited segment"}
+_FORMATS = {"infill": "one replacement per blank", "rewrite": "the whole edited segment", "sentences": "one rewritten sentence"}
+_STRATEGY_FOR = {
+    "infill": "infill (or a strategy built on it)",
+    "rewrite": "{name: rewrite, anchor: false}",
+    "sentences": "{name: rewrite, unit: sentence, anchor: false}",
+}
+#: The answer formats that rewrite text rather than fill blanks (no windows, no blanks).
+REWRITES = ("rewrite", "sentences")
 
 
 def answer_format(config: Config) -> str:
     """What a trained generator answers for ``edit.strategy`` (the strategy's ``trained_answers``):
-    ``"infill"`` (one replacement per blank: ``infill`` and the strategies built on it, ``lexicon``)
-    or ``"rewrite"`` (the segment).
+    ``"infill"`` (one replacement per blank: ``infill`` and the strategies built on it, ``lexicon``),
+    ``"rewrite"`` (the segment) or ``"sentences"`` (one sentence: ``rewrite`` with ``unit: sentence``).
 
     Raises:
         GeneratorTrainingError: the strategy asks for neither (``entity_swap``).
@@ -130,8 +138,8 @@ def answer_format(config: Config) -> str:
         >>> from cda.config import config_from_dict
         >>> task = {"segments": {"text": "Text"}, "label_column": "y", "labels": ["a", "b"]}
         >>> [answer_format(config_from_dict({"data": {"path": "x.tsv"}, "task": task, "edit": {"strategy": s}}))
-        ...  for s in ("infill", {"name": "rewrite", "anchor": False})]
-        ['infill', 'rewrite']
+        ...  for s in ("infill", {"name": "rewrite", "anchor": False}, {"name": "rewrite", "unit": "sentence"})]
+        ['infill', 'rewrite', 'sentences']
     """
     from cda.edit.strategies import make_strategy
 
@@ -177,7 +185,7 @@ def collect_examples(config: Config, explained: Callable[[], list[Record]] | Non
     check_generator_template(config)
     train = config.generator.train
     examples: list[TrainingExample] = []
-    from_pair = rewrite_examples if answer_format(config) == "rewrite" else pair_examples
+    from_pair = rewrite_examples if answer_format(config) in REWRITES else pair_examples
     for original, revised, target, segment in human_pairs(config):
         examples += from_pair(original, revised, target, segment, config)
     if train.self_supervised:
@@ -329,8 +337,8 @@ def train_generator(examples: list[TrainingExample], config: Config, output: Pat
         "base_model": resolve_model_name(config.generate.model),
         "template": template_name(config),
         "answers": answers,
-        "context_words": None if answers == "rewrite" else config.generator.context_words,
-        "max_blanks": None if answers == "rewrite" else config.generator.max_blanks,
+        "context_words": None if answers in REWRITES else config.generator.context_words,
+        "max_blanks": None if answers in REWRITES else config.generator.max_blanks,
         "examples": {
             "used": len(kept),
             "too_long": len(examples) - len(kept),
