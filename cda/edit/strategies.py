@@ -273,16 +273,18 @@ class RewriteStrategy(EditStrategy):
         # unit: sentence: longer sentences are left as they were (a trained generator learnt from none longer).
         max_sentence_words: int = Field(default=40, ge=1)
 
+    settings: Settings
+
     @property
     def trained_answers(self) -> str:  # type: ignore[override]
         """``"sentences"`` with ``unit: sentence``, else ``"rewrite"`` (see :attr:`EditStrategy.trained_answers`)."""
-        return "sentences" if self.settings.unit == "sentence" else "rewrite"  # type: ignore[attr-defined]
+        return "sentences" if self.settings.unit == "sentence" else "rewrite"
 
     def plans(self, record: Record) -> list[EditPlan]:
         plans = super().plans(record)
-        if self.settings.unit == "sentence":  # type: ignore[attr-defined]
+        if self.settings.unit == "sentence":
             return [self.sentence_plan(record, p) for p in plans]
-        if self.settings.anchor:  # type: ignore[attr-defined]
+        if self.settings.anchor:
             return plans
         return [p.model_copy(update={"spans": [], "masked": record.segments[p.segment]}) for p in plans]
 
@@ -295,29 +297,29 @@ class RewriteStrategy(EditStrategy):
         sentences = [
             Span(segment=plan.segment, start=start, end=end, text=text[start:end])
             for start, end in sentence_spans(text)
-            if len(text[start:end].split()) <= self.settings.max_sentence_words  # type: ignore[attr-defined]
+            if len(text[start:end].split()) <= self.settings.max_sentence_words
         ]
-        if self.settings.anchor:  # type: ignore[attr-defined]
+        if self.settings.anchor:
             sentences = [s for s in sentences if any(s.start < span.end and span.start < s.end for span in plan.spans)]
         return plan.model_copy(update={"spans": sentences, "masked": text})
 
     def widen(self, record: Record, plan: EditPlan, round: int, add_spans: int) -> EditPlan | None:
-        if self.settings.unit == "sentence":  # type: ignore[attr-defined]
+        if self.settings.unit == "sentence":
             return EditPlan(target_label=plan.target_label, segment=plan.segment, spans=plan.spans, masked=plan.masked, round=round)
-        if self.settings.anchor:  # type: ignore[attr-defined]
+        if self.settings.anchor:
             return super().widen(record, plan, round, add_spans)
         return EditPlan(target_label=plan.target_label, segment=plan.segment, masked=record.segments[plan.segment], round=round)
 
     def rule_candidates(self, record: Record, plan: EditPlan) -> list[Candidate] | None:
-        if self.settings.unit == "sentence" and not plan.spans:  # type: ignore[attr-defined]
-            words = self.settings.max_sentence_words  # type: ignore[attr-defined]
-            held = " that holds a rationale span" if self.settings.anchor else ""  # type: ignore[attr-defined]
+        if self.settings.unit == "sentence" and not plan.spans:
+            words = self.settings.max_sentence_words
+            held = " that holds a rationale span" if self.settings.anchor else ""
             return [Candidate(error=f"no sentence of at most {words} words{held} to rewrite")]
         return None
 
     def parts(self, record: Record, plan: EditPlan) -> list[tuple[Record, EditPlan]]:
         """Per sentence (``unit: sentence``): the record with that sentence as the whole segment."""
-        if self.settings.unit != "sentence":  # type: ignore[attr-defined]
+        if self.settings.unit != "sentence":
             return [(record, plan)]
         return [
             (
@@ -331,7 +333,7 @@ class RewriteStrategy(EditStrategy):
         """Per sentence: the segment with every sentence replaced by its rewrite."""
         from cda.generate.parsing import parse_rewrite
 
-        if self.settings.unit != "sentence":  # type: ignore[attr-defined]
+        if self.settings.unit != "sentence":
             return raws[0], None
         rewrites = []
         for p, raw in enumerate(raws, start=1):
@@ -344,7 +346,7 @@ class RewriteStrategy(EditStrategy):
     def parse(self, raw: str, record: Record, plan: EditPlan) -> tuple[dict[str, str] | None, str | None]:
         from cda.generate.parsing import parse_rewrite
 
-        if self.settings.unit == "sentence":  # type: ignore[attr-defined]
+        if self.settings.unit == "sentence":
             return {**record.segments, plan.segment: raw}, None  # joined from the parsed sentences
         edited, error = parse_rewrite(raw, plan.segment)
         if edited is None:

@@ -58,33 +58,39 @@ def test_a_missing_adapter_is_a_clear_error(tmp_path):
         gen.load()
 
 
-def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_path):
-    """``edit.strategy: {name: rewrite, anchor: false}``: the adapter learns to rewrite the hypothesis
-    (trained_rewrite.v1) and answers with a whole sentence the rewrite parser reads."""
+def _train_rewrite_and_answer(tmp_path, settings: dict, prompt: str, segment: str, max_new_tokens: int):
+    """Train a 2-step rewrite adapter with ``settings`` (data, task, edit, generator) and sample two
+    answers to ``prompt`` through transformers + peft: ``(the adapter's record, the parsed answers)``."""
     from cda.config import config_from_dict
     from cda.generate.model_files import prepare_generator_model
     from cda.generate.parsing import parse_rewrite
-    from tests.integration.conftest import ROOT
 
     (tmp_path / "models").symlink_to(prepare_generator_model(MODEL_CACHE).parent)
-    config = config_from_dict({
-        "seed": 0, "cache_dir": str(tmp_path), "data": {"path": str(ROOT / "demo/snli_sample.tsv")},
+    config = config_from_dict({"seed": 0, "cache_dir": str(tmp_path), **settings})
+    adapter = load_or_train_generator(config, Cache(tmp_path))
+    gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
+    out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=max_new_tokens, seed=0))[0]
+    assert out.error is None and len(out.texts) == 2
+    return adapter_meta(adapter), [parse_rewrite(t, segment) for t in out.texts]
+
+
+def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_path):
+    """``edit.strategy: {name: rewrite, anchor: false}``: the adapter learns to rewrite the hypothesis
+    (trained_rewrite.v1) and answers with a whole sentence the rewrite parser reads."""
+    from tests.integration.conftest import ROOT
+
+    meta, parsed = _train_rewrite_and_answer(tmp_path, {
+        "data": {"path": str(ROOT / "demo/snli_sample.tsv")},
         "task": {"name": "nli", "segments": {"premise": "sentence1", "hypothesis": "sentence2"}, "label_column": "gold_label",
                  "labels": ["entailment", "neutral", "contradiction"], "editable": ["hypothesis"]},
         "edit": {"strategy": {"name": "rewrite", "anchor": False}},
         "generator": {"train": {"pairs": {"path": str(ROOT / "demo/snli_revised_hypothesis.tsv"),
                                           "originals": str(ROOT / "demo/snli_sample.tsv"), "per_original": 2, "limit": 4},
                                 "unlikelihood": 0.5, "max_steps": 2, "batch_size": 2}},
-    })  # fmt: skip
-    adapter = load_or_train_generator(config, Cache(tmp_path))
-    meta = adapter_meta(adapter)
+    }, "Premise: A man is riding a red motorcycle.\nHypothesis (entailment -> contradiction): A man rides a motorcycle.",
+        "hypothesis", max_new_tokens=24)  # fmt: skip
     assert meta["template"] == "trained_rewrite.v1" and meta["answers"] == "rewrite" and meta["max_blanks"] is None
     assert meta["examples"]["likely"] > 0 and meta["examples"]["unlikely"] > 0
-    gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
-    prompt = "Premise: A man is riding a red motorcycle.\nHypothesis (entailment -> contradiction): A man rides a motorcycle."
-    out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=24, seed=0))[0]
-    assert out.error is None and len(out.texts) == 2
-    parsed = [parse_rewrite(t, "hypothesis") for t in out.texts]
     print("\ntrained rewrite (2 steps) answers:", parsed)
     assert any(text for text, _ in parsed)
 
@@ -92,28 +98,17 @@ def test_a_rewrite_generator_learns_whole_hypotheses_and_answers_with_one(tmp_pa
 def test_a_sentence_rewrite_generator_learns_from_the_sentences_of_review_pairs(tmp_path):
     """``edit.strategy: {name: rewrite, unit: sentence}``: the examples are the aligned sentences of
     the review pairs (rewritten and left alone), and the adapter answers a one-sentence prompt."""
-    from cda.config import config_from_dict
-    from cda.generate.model_files import prepare_generator_model
-    from cda.generate.parsing import parse_rewrite
     from tests.integration.conftest import ROOT
 
-    (tmp_path / "models").symlink_to(prepare_generator_model(MODEL_CACHE).parent)
-    config = config_from_dict({
-        "seed": 0, "cache_dir": str(tmp_path), "data": {"path": str(ROOT / "demo/imdb_sample.tsv")},
+    meta, parsed = _train_rewrite_and_answer(tmp_path, {
+        "data": {"path": str(ROOT / "demo/imdb_sample.tsv")},
         "task": {"name": "sentiment", "segments": {"text": "Text"}, "label_column": "Sentiment", "labels": ["Negative", "Positive"],
                  "replace": {"<br />": " "}},
         "edit": {"strategy": {"name": "rewrite", "unit": "sentence", "anchor": False}},
         "generator": {"train": {"pairs": {"path": str(ROOT / "demo/imdb_pairs.tsv"), "key": "batch_id", "limit": 2},
                                 "unlikelihood": 0, "max_steps": 2, "batch_size": 2}},
-    })  # fmt: skip
-    adapter = load_or_train_generator(config, Cache(tmp_path))
-    meta = adapter_meta(adapter)
+    }, "Text (Positive -> Negative): The acting was superb and the music lovely.", "text", max_new_tokens=32)  # fmt: skip
     assert meta["template"] == "trained_rewrite.v1" and meta["answers"] == "sentences"
     assert meta["examples"]["likely"] > 4  # several sentences from each of 2 pairs, both directions
-    gen = TransformersGenerator(None, cache_root=MODEL_CACHE, batch_size=2, lora_path=adapter)
-    prompt = "Text (Positive -> Negative): The acting was superb and the music lovely."
-    out = gen.generate([prompt], SamplingSettings(n=2, temperature=0.7, max_new_tokens=32, seed=0))[0]
-    assert out.error is None and len(out.texts) == 2
-    parsed = [parse_rewrite(t, "text") for t in out.texts]
     print("\ntrained sentence rewrite (2 steps) answers:", parsed)
     assert any(text for text, _ in parsed)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from cda.config import Config
 from cda.edit.plans import mask_segment, merge_spans
 from cda.generate.parsing import MAX_ANSWER_CHARS
-from cda.generate.prompts import load_template, prompt_variables, render_with
+from cda.generate.prompts import PromptTemplate, load_template, prompt_variables, render_with
 from cda.generate.trained.alignment import changed_regions, sentence_pairs
 from cda.records import EditPlan, Record, Span
 from cda.tasks import target_labels
@@ -205,24 +205,24 @@ def rewrite_examples(original: Record, revised: dict[str, str], target: str, seg
          ('Text (Negative -> Positive): A dull and slow film.', 'A dull and slow film.', True),
          ('Text (Negative -> Positive): I saw it.', 'I saw it.', False)]
     """
+    template = load_template(config)
     settings = config.edit.strategy
     if getattr(settings, "unit", "segment") != "sentence":
-        return _rewrite_examples(original, revised[segment].strip(), target, segment, config)
+        return _rewrite_examples(template, original, revised[segment].strip(), target, segment, config)
     limit = settings.max_sentence_words  # type: ignore[attr-defined]
     out: list[TrainingExample] = []
     for old, new in sentence_pairs(original.segments[segment], revised[segment]):
         if len(old.split()) <= limit and len(new.split()) <= limit:
             sentence = original.model_copy(update={"segments": {**original.segments, segment: old}})
-            out += _rewrite_examples(sentence, new, target, segment, config, unchanged=True)
+            out += _rewrite_examples(template, sentence, new, target, segment, config, unchanged=True)
     return out
 
 
 def _rewrite_examples(
-    original: Record, new: str, target: str, segment: str, config: Config, unchanged: bool = False
+    template: PromptTemplate, original: Record, new: str, target: str, segment: str, config: Config, unchanged: bool = False
 ) -> list[TrainingExample]:
     """The rewrite example of ``original``'s segment into ``new`` and its unlikely twin; an unchanged
     segment gives one example answering with itself when ``unchanged``, else none."""
-    template = load_template(config)
     text = original.segments[segment]
     regions = changed_regions(text, new)
     if not new or not (regions or unchanged):
